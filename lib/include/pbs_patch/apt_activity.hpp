@@ -1,0 +1,52 @@
+// Package-manager activity on the host: running apt/dpkg processes (from /proc) and who holds
+// the apt/dpkg lock files (from /proc/locks). Inspection only; nothing here waits or locks.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pbs_patch {
+
+struct ProcessInfo {
+    int pid = 0;
+    std::string comm;
+    std::string cmdline;  // arguments joined by spaces
+    nlohmann::json to_json() const;
+};
+
+// apt, apt-get, aptitude, dpkg, unattended-upgrade(s) (by comm or by the script in argv).
+bool is_package_manager_process(const ProcessInfo& process);
+
+// Reads /proc/<pid>/{comm,cmdline}; processes that vanish while reading are skipped.
+std::vector<ProcessInfo> list_processes(const std::string& proc_root);
+std::vector<ProcessInfo> find_package_manager_processes(const std::string& proc_root, int exclude_pid);
+
+struct LockEntry {
+    std::string kind;    // POSIX, FLOCK, OFDLCK, LEASE
+    std::string access;  // READ, WRITE
+    int pid = 0;         // -1 for OFD locks
+    unsigned major = 0;
+    unsigned minor = 0;
+    unsigned long long inode = 0;
+};
+
+// Parses /proc/locks; blocked waiters (`->` lines) are not holders and are skipped.
+std::vector<LockEntry> parse_proc_locks(std::string_view text);
+
+struct LockHolder {
+    std::string path;
+    int pid = 0;
+    std::string comm;
+    std::string cmdline;
+    nlohmann::json to_json() const;
+};
+
+std::vector<LockHolder> find_lock_holders(const std::vector<std::string>& lock_files, const std::string& proc_root);
+
+// The lock files apt and dpkg use.
+const std::vector<std::string>& default_lock_files();
+
+}  // namespace pbs_patch

@@ -1,0 +1,150 @@
+// /proc scans for package-manager processes and lock holders.
+#include "pbs_patch/apt_activity.hpp"
+
+#include "pbs_patch/text.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+namespace pbs_patch {
+
+using nlohmann::json;
+
+namespace {
+
+std::string basename_of(const std::string& path) {
+    const auto slash = path.rfind('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string read_small(const std::string& path) {
+    try {
+        return read_file(path);
+    } catch (const std::exception&) {
+        return {};
+    }
+}
+
+ProcessInfo read_process(const std::string& proc_root, int pid) {
+    ProcessInfo p;
+    p.pid = pid;
+    const std::string dir = proc_root + "/" + std::to_string(pid);
+    p.comm = trim(read_small(dir + "/comm"));
+    std::string cmdline = read_small(dir + "/cmdline");
+    while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    p.cmdline = cmdline;
+    return p;
+}
+
+}  // namespace
+
+json ProcessInfo::to_json() const { return json{{"pid", pid}, {"comm", comm}, {"cmdline", cmdline}}; }
+
+json LockHolder::to_json() const {
+    return json{{"path", path}, {"pid", pid}, {"comm", comm}, {"cmdline", cmdline}};
+}
+
+bool is_package_manager_process(const ProcessInfo& process) {
+    static const char* const names[] = {"apt", "apt-get", "aptitude", "dpkg", "unattended-upgr", "unattended-upgrade",
+                                        "unattended-upgrades"};
+    for (const char* n : names)
+        if (process.comm == n) return true;
+    // Interpreted tools show the interpreter as comm: look at the first two argv words.
+    const auto words = split_ws(process.cmdline);
+    for (std::size_t i = 0; i < words.size() && i < 2; ++i) {
+        const std::string base = basename_of(words[i]);
+        if (base == "unattended-upgrade" || base == "unattended-upgrades" || base == "apt-get" || base == "dpkg" ||
+            base == "aptitude" || base == "apt") {
+            return true;
+        }
+    }
+    return false;
+}
+
+std::vector<ProcessInfo> list_processes(const std::string& proc_root) {
+    std::vector<ProcessInfo> out;
+    DIR* dir = ::opendir(proc_root.c_str());
+    if (!dir) return out;
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string name = entry->d_name;
+        if (name.empty() || !std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isdigit(c); })) {
+            continue;
+        }
+        ProcessInfo p = read_process(proc_root, std::atoi(name.c_str()));
+        if (!p.comm.empty()) out.push_back(std::move(p));  // vanished processes read as empty
+    }
+    ::closedir(dir);
+    std::sort(out.begin(), out.end(), [](const ProcessInfo& a, const ProcessInfo& b) { return a.pid < b.pid; });
+    return out;
+}
+
+std::vector<ProcessInfo> find_package_manager_processes(const std::string& proc_root, int exclude_pid) {
+    std::vector<ProcessInfo> out;
+    for (auto& p : list_processes(proc_root)) {
+        if (p.pid != exclude_pid && is_package_manager_process(p)) out.push_back(std::move(p));
+    }
+    return out;
+}
+
+std::vector<LockEntry> parse_proc_locks(std::string_view text) {
+    // "1: POSIX  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" (major:minor in hex, inode in decimal)
+    std::vector<LockEntry> out;
+    for (const auto& line : split_lines(text)) {
+        const auto words = split_ws(line);
+        if (words.size() < 6 || words[1] == "->") continue;
+        LockEntry e;
+        e.kind = words[1];
+        e.access = words[3];
+        try {
+            e.pid = std::stoi(words[4]);
+            const auto& dev = words[5];
+            const auto c1 = dev.find(':');
+            const auto c2 = dev.find(':', c1 + 1);
+            if (c1 == std::string::npos || c2 == std::string::npos) continue;
+            e.major = static_cast<unsigned>(std::stoul(dev.substr(0, c1), nullptr, 16));
+            e.minor = static_cast<unsigned>(std::stoul(dev.substr(c1 + 1, c2 - c1 - 1), nullptr, 16));
+            e.inode = std::stoull(dev.substr(c2 + 1));
+        } catch (const std::exception&) {
+            continue;
+        }
+        out.push_back(e);
+    }
+    return out;
+}
+
+std::vector<LockHolder> find_lock_holders(const std::vector<std::string>& lock_files, const std::string& proc_root) {
+    std::vector<LockHolder> holders;
+    const auto locks = parse_proc_locks(read_small(proc_root + "/locks"));
+    for (const auto& path : lock_files) {
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0) continue;
+        for (const auto& lock : locks) {
+            if (lock.inode != st.st_ino || lock.major != ::major(st.st_dev) || lock.minor != ::minor(st.st_dev)) continue;
+            LockHolder h;
+            h.path = path;
+            h.pid = lock.pid;
+            if (lock.pid > 0) {
+                const auto p = read_process(proc_root, lock.pid);
+                h.comm = p.comm;
+                h.cmdline = p.cmdline;
+            } else {
+                h.comm = "(open file description lock: holder pid unknown)";
+            }
+            holders.push_back(std::move(h));
+        }
+    }
+    return holders;
+}
+
+const std::vector<std::string>& default_lock_files() {
+    static const std::vector<std::string> files = {"/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock",
+                                                   "/var/lib/apt/lists/lock", "/var/cache/apt/archives/lock"};
+    return files;
+}
+
+}  // namespace pbs_patch

@@ -1,0 +1,248 @@
+// Process runner on Boost.Process v2 + asio: argv vector, captured output, hard timeout that
+// ends the child's whole process group (SIGTERM, grace, SIGKILL) and reaps what it killed.
+#include "pbs_patch/process.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/readable_pipe.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/process/v2.hpp>
+// Boost 1.81 header-only mode forgets this implementation file (process_environment::on_setup).
+#include <boost/process/v2/impl/environment.ipp>
+
+#include <array>
+#include <optional>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace pbs_patch {
+namespace {
+
+namespace asio = boost::asio;
+namespace bp = boost::process::v2;
+using Clock = std::chrono::steady_clock;
+
+// Runs in the forked child before exec: a process group of its own (so the timeout can end
+// apt-get, dpkg and maintainer scripts together) and default signal dispositions.
+struct NewProcessGroup {
+    template <typename Launcher>
+    bp::error_code on_exec_setup(Launcher&, const bp::filesystem::path&, const char* const*&) {
+        if (::setpgid(0, 0) != 0) return bp::error_code(errno, boost::system::system_category());
+        ::signal(SIGPIPE, SIG_DFL);
+        ::signal(SIGTERM, SIG_DFL);
+        ::signal(SIGINT, SIG_DFL);
+        return {};
+    }
+};
+
+bool is_executable_file(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+std::vector<std::string> build_env(const std::map<std::string, std::string>& overrides) {
+    std::vector<std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+        std::string entry(*e);
+        const auto eq = entry.find('=');
+        if (eq != std::string::npos && overrides.count(entry.substr(0, eq))) continue;
+        env.push_back(std::move(entry));
+    }
+    for (const auto& [k, v] : overrides) env.push_back(k + "=" + v);
+    return env;
+}
+
+// Keeps the last `limit` bytes of a stream: the end of apt's output is what explains a failure.
+void append_capped(std::string& buffer, const char* data, std::size_t n, std::size_t limit) {
+    buffer.append(data, n);
+    if (buffer.size() > limit) buffer.erase(0, buffer.size() - limit);
+}
+
+struct Reader {
+    asio::readable_pipe& pipe;
+    std::string& sink;
+    std::size_t limit;
+    bool& eof;
+    std::array<char, 16384> buffer{};
+
+    void start() {
+        pipe.async_read_some(asio::buffer(buffer), [this](const bp::error_code& ec, std::size_t n) {
+            if (n) append_capped(sink, buffer.data(), n, limit);
+            if (ec) {
+                eof = true;
+                return;
+            }
+            start();
+        });
+    }
+};
+
+// After a timeout: every member of the group gets SIGTERM, then SIGKILL after the grace period,
+// and the runner does not return while any of them is still alive (reaped, as subreaper).
+void end_process_group(pid_t pgid, Clock::time_point term_sent, std::chrono::milliseconds grace) {
+    bool killed = false;
+    const auto give_up = term_sent + grace + std::chrono::seconds(10);
+    while (Clock::now() < give_up) {
+        while (::waitpid(-pgid, nullptr, WNOHANG) > 0) {
+        }
+        if (::kill(-pgid, 0) != 0 && errno == ESRCH) return;
+        if (!killed && Clock::now() >= term_sent + grace) {
+            ::kill(-pgid, SIGKILL);
+            killed = true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+}  // namespace
+
+std::map<std::string, std::string> RunOptions::default_env() {
+    return {
+        {"LC_ALL", "C"},
+        {"LANG", "C"},
+        {"DEBIAN_FRONTEND", "noninteractive"},
+        {"APT_LISTCHANGES_FRONTEND", "none"},
+        {"APT_LISTBUGS_FRONTEND", "none"},
+        {"NEEDRESTART_MODE", "l"},  // needrestart: list only, never ask
+        {"NEEDRESTART_SUSPEND", "1"},
+        {"PAGER", "cat"},
+        {"SYSTEMD_PAGER", ""},
+    };
+}
+
+std::string find_executable(const std::string& name) {
+    if (name.empty()) return {};
+    if (name.find('/') != std::string::npos) return is_executable_file(name) ? name : std::string{};
+    std::string path = ::getenv("PATH") ? ::getenv("PATH") : "";
+    // A module's PATH can be minimal; dpkg, systemctl and proxmox-backup-manager live in these.
+    path += ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    std::size_t start = 0;
+    while (start <= path.size()) {
+        auto end = path.find(':', start);
+        if (end == std::string::npos) end = path.size();
+        const std::string dir = path.substr(start, end - start);
+        if (!dir.empty()) {
+            const std::string candidate = dir + "/" + name;
+            if (is_executable_file(candidate)) return candidate;
+        }
+        start = end + 1;
+    }
+    return {};
+}
+
+ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions& options) {
+    ProcessResult result;
+    result.argv = argv;
+    const auto started_at = Clock::now();
+    auto finish_duration = [&] {
+        result.duration_s = std::chrono::duration<double>(Clock::now() - started_at).count();
+    };
+    if (argv.empty()) {
+        result.rc = 127;
+        result.error = "empty command";
+        return result;
+    }
+    const std::string exe = find_executable(argv[0]);
+    if (exe.empty()) {
+        result.rc = 127;
+        result.error = argv[0] + ": command not found";
+        finish_duration();
+        return result;
+    }
+    // Orphans of a killed group re-parent to us, so they can be reaped and proven gone.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+    asio::io_context ctx;
+    asio::readable_pipe out_pipe{ctx};
+    asio::readable_pipe err_pipe{ctx};
+    const std::vector<std::string> args(argv.begin() + 1, argv.end());
+    const auto env = build_env(options.env);
+
+    std::optional<bp::process> proc;
+    try {
+        proc.emplace(ctx, exe, args, bp::process_stdio{nullptr, out_pipe, err_pipe}, bp::process_environment{env},
+                     NewProcessGroup{});
+    } catch (const std::exception& e) {
+        result.rc = 127;
+        result.error = std::string("cannot start ") + exe + ": " + e.what();
+        finish_duration();
+        return result;
+    }
+    result.started = true;
+    const pid_t pgid = proc->id();
+
+    bool out_eof = false, err_eof = false, exited = false;
+    int native_status = 0;
+    Reader out_reader{out_pipe, result.out, options.max_output_bytes, out_eof};
+    Reader err_reader{err_pipe, result.err, options.max_output_bytes, err_eof};
+    out_reader.start();
+    err_reader.start();
+
+    Clock::time_point term_sent{};
+    asio::steady_timer deadline{ctx};
+    asio::steady_timer grace{ctx};
+    asio::steady_timer drain{ctx};
+
+    proc->async_wait([&](const bp::error_code&, int) {
+        exited = true;
+        native_status = proc->native_exit_code();
+        // Output still open after the leader exited (a member kept the pipe): wait briefly, then stop.
+        drain.expires_after(result.timed_out ? options.kill_grace + std::chrono::seconds(1) : std::chrono::seconds(2));
+        drain.async_wait([&](const bp::error_code& ec) {
+            if (ec) return;
+            deadline.cancel();
+            grace.cancel();
+            bp::error_code ignored;
+            out_pipe.close(ignored);
+            err_pipe.close(ignored);
+        });
+        if (out_eof && err_eof) {
+            drain.cancel();
+            deadline.cancel();
+            grace.cancel();
+        }
+    });
+    deadline.expires_after(options.timeout);
+    deadline.async_wait([&](const bp::error_code& ec) {
+        if (ec || exited) return;
+        result.timed_out = true;
+        term_sent = Clock::now();
+        ::kill(-pgid, SIGTERM);
+        grace.expires_after(options.kill_grace);
+        grace.async_wait([&](const bp::error_code& gec) {
+            if (!gec) ::kill(-pgid, SIGKILL);
+        });
+    });
+
+    // Poll-run so the EOF-after-exit condition can end the loop without cancelling every handler.
+    while (!ctx.stopped()) {
+        ctx.run_one();
+        if (exited && out_eof && err_eof) {
+            drain.cancel();
+            deadline.cancel();
+            grace.cancel();
+        }
+    }
+
+    if (result.timed_out) {
+        end_process_group(pgid, term_sent, options.kill_grace);
+        result.rc = 124;
+    } else if (WIFEXITED(native_status)) {
+        result.rc = WEXITSTATUS(native_status);
+    } else if (WIFSIGNALED(native_status)) {
+        result.rc = 128 + WTERMSIG(native_status);
+    } else {
+        result.rc = native_status;
+    }
+    finish_duration();
+    return result;
+}
+
+}  // namespace pbs_patch

@@ -1,0 +1,316 @@
+// pbs_gate: the spec's hard gates before any package change on a PBS host. Each gate is reported
+// in `checks`; the first failure stops the run, and nothing after it (dpkg repair included) runs.
+#include "pbs_patch/apt_activity.hpp"
+#include "pbs_patch/module.hpp"
+#include "pbs_patch/process.hpp"
+#include "pbs_patch/system_info.hpp"
+#include "pbs_patch/task_list.hpp"
+#include "pbs_patch/text.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using nlohmann::json;
+using namespace pbs_patch;
+using Clock = std::chrono::steady_clock;
+
+const ParamSpecs kSpec = {
+    {.name = "pbm_path", .type = ParamType::Path, .default_value = "/usr/sbin/proxmox-backup-manager"},
+    {.name = "min_root_free_gb", .type = ParamType::Int, .default_value = 5, .min_value = 0},
+    {.name = "root_path", .type = ParamType::Path, .default_value = "/"},
+    {.name = "task_active_file", .type = ParamType::Path, .default_value = "/var/log/proxmox-backup/tasks/active"},
+    {.name = "apt_wait_timeout", .type = ParamType::Int, .default_value = 300, .min_value = 0},
+    {.name = "apt_poll_interval", .type = ParamType::Int, .default_value = 5, .min_value = 1},
+    {.name = "lock_files", .type = ParamType::List, .default_value = default_lock_files()},
+    {.name = "repair_dpkg", .type = ParamType::Bool, .default_value = true},
+    {.name = "command_timeout", .type = ParamType::Int, .default_value = 60, .min_value = 1},
+    {.name = "dpkg_configure_timeout", .type = ParamType::Int, .default_value = 900, .min_value = 1},
+    {.name = "reboot_required_file", .type = ParamType::Path, .default_value = "/var/run/reboot-required"},
+    {.name = "proc_path", .type = ParamType::Path, .default_value = "/proc"},
+};
+
+const char* const kCheckOrder[] = {"tooling", "root_free_space", "running_tasks", "package_manager", "dpkg_state"};
+
+RunOptions timeout_of(const Module& m, const char* name) {
+    RunOptions options;
+    options.timeout = std::chrono::seconds(m.integer(name));
+    return options;
+}
+
+std::string describe_process(int pid, const std::string& comm, const std::string& cmdline) {
+    return fmt::format("pid {} ({})", pid, cmdline.empty() ? comm : cmdline);
+}
+
+std::string describe_task(const TaskItem& t) {
+    return fmt::format("{} {} by {} since {} ({})", t.worker_type, t.worker_id.value_or("-"), t.user, t.starttime,
+                       t.upid);
+}
+
+// A gate outcome; `failed()` ends the run.
+struct Check {
+    std::string status = "passed";
+    std::string detail;
+    json data = json::object();
+
+    static Check pass(std::string detail, json data = json::object()) { return {"passed", std::move(detail), std::move(data)}; }
+    static Check fail(std::string detail, json data = json::object()) { return {"failed", std::move(detail), std::move(data)}; }
+    static Check skip(std::string detail, json data = json::object()) { return {"skipped", std::move(detail), std::move(data)}; }
+    bool failed() const { return status == "failed"; }
+    json to_json() const {
+        json j = data;
+        j["status"] = status;
+        j["detail"] = detail;
+        return j;
+    }
+};
+
+class Gate {
+public:
+    explicit Gate(Module& module) : m_(module) {}
+
+    Check tooling() {
+        const std::string pbm = m_.str("pbm_path");
+        if (find_executable(pbm).empty()) {
+            return Check::fail(fmt::format("{} not found or not executable: not a Proxmox Backup Server host", pbm),
+                               {{"path", pbm}});
+        }
+        return Check::pass(fmt::format("{} present", pbm), {{"path", pbm}});
+    }
+
+    Check root_free_space() {
+        const std::string path = m_.str("root_path");
+        const long long need = m_.integer("min_root_free_gb");
+        const DiskSpace space = probe_disk_space(path);
+        root_free_ = space;
+        json data{{"path", path}, {"avail_gb", space.avail_gib}, {"avail_bytes", space.avail_bytes}, {"min_gb", need}};
+        const double exact = static_cast<double>(space.avail_bytes) / static_cast<double>(kGiB);
+        if (m_.check_mode()) {
+            return Check::skip(fmt::format("skipped in check mode ({:.2f} GiB available on {}, {} GiB required)",
+                                           exact, path, need),
+                               data);
+        }
+        // Compared in bytes: df's rounding up must not let 4.1 GiB pass a 5 GiB minimum.
+        if (space.avail_bytes < static_cast<unsigned long long>(need) * kGiB) {
+            return Check::fail(fmt::format("{:.2f} GiB available on {}, below the {} GiB minimum", exact, path, need), data);
+        }
+        return Check::pass(fmt::format("{:.2f} GiB available on {} (minimum {} GiB)", exact, path, need), data);
+    }
+
+    Check running_tasks() {
+        const std::string pbm = m_.str("pbm_path");
+        const auto cli = run_process({pbm, "task", "list", "--output-format", "json"}, timeout_of(m_, "command_timeout"));
+        std::vector<TaskItem> tasks;
+        std::string source = "proxmox-backup-manager task list";
+        std::string cli_problem;
+        if (cli.rc == 0) {
+            try {
+                tasks = parse_task_list_json(cli.out);
+            } catch (const TaskListError& e) {
+                cli_problem = e.what();
+            }
+        } else {
+            cli_problem = cli.timed_out ? fmt::format("timed out after {} s", m_.integer("command_timeout"))
+                                        : fmt::format("rc {}: {}", cli.rc, tail_lines(trim(cli.err + cli.error), 3));
+        }
+        if (!cli_problem.empty()) {
+            // The CLI asks the local API, which is down when the daemons are: read the daemon's own file.
+            const std::string active = m_.str("task_active_file");
+            source = active;
+            try {
+                tasks = parse_active_tasks(read_file(active));
+            } catch (const std::exception& e) {
+                return Check::fail(fmt::format("cannot tell whether PBS tasks are running (task list: {}; {}): "
+                                               "refusing to continue",
+                                               cli_problem, e.what()),
+                                   {{"source", nullptr}});
+            }
+            m_.warn(fmt::format("proxmox-backup-manager task list failed ({}); used {} instead", cli_problem, active));
+        }
+        json running = json::array();
+        std::vector<std::string> names;
+        for (const auto& t : tasks) {
+            if (!t.running()) continue;
+            running.push_back(t.to_json());
+            names.push_back(describe_task(t));
+        }
+        running_tasks_ = running;
+        json data{{"source", source}, {"running", running}};
+        if (!names.empty()) {
+            return Check::fail(fmt::format("{} PBS task(s) running: {}", names.size(), join(names, "; ")), data);
+        }
+        return Check::pass(fmt::format("no running PBS tasks (from {})", source), data);
+    }
+
+    Check package_manager() {
+        const auto proc = m_.str("proc_path");
+        const auto locks = m_.list("lock_files");
+        const auto wait_limit = std::chrono::seconds(m_.integer("apt_wait_timeout"));
+        const auto poll = std::chrono::seconds(m_.integer("apt_poll_interval"));
+        const auto start = Clock::now();
+        std::map<int, json> waited_for;
+        while (true) {
+            const auto processes = find_package_manager_processes(proc, static_cast<int>(::getpid()));
+            const auto holders = find_lock_holders(locks, proc);
+            const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+            if (processes.empty() && holders.empty()) {
+                json data{{"waited_s", waited}, {"waited_for", json::array()}};
+                for (auto& [pid, p] : waited_for) data["waited_for"].push_back(p);
+                return Check::pass(waited_for.empty() ? std::string("no apt/dpkg process running, no lock held")
+                                                      : fmt::format("waited {:.0f} s for {} apt/dpkg process(es) to exit",
+                                                                    waited, waited_for.size()),
+                                   data);
+            }
+            for (const auto& p : processes) waited_for[p.pid] = p.to_json();
+            for (const auto& h : holders) waited_for[h.pid] = h.to_json();
+            if (Clock::now() - start >= wait_limit) {
+                std::vector<std::string> parts;
+                json busy = json::array();
+                json held = json::array();
+                for (const auto& p : processes) {
+                    parts.push_back(describe_process(p.pid, p.comm, p.cmdline));
+                    busy.push_back(p.to_json());
+                }
+                for (const auto& h : holders) {
+                    parts.push_back(fmt::format("{} held by {}", h.path, describe_process(h.pid, h.comm, h.cmdline)));
+                    held.push_back(h.to_json());
+                }
+                return Check::fail(fmt::format("apt/dpkg still busy after waiting {:.0f} s: {}", waited, join(parts, "; ")),
+                                   {{"waited_s", waited}, {"processes", busy}, {"lock_holders", held}});
+            }
+            const auto left = wait_limit - (Clock::now() - start);
+            std::this_thread::sleep_for(std::min<Clock::duration>(poll, left));
+        }
+    }
+
+    Check dpkg_state() {
+        auto audit = audit_dpkg();
+        if (!audit.ok) return Check::fail(audit.problem);
+        if (audit.findings.empty()) return Check::pass("dpkg --audit reports nothing to do");
+        json data{{"audit", audit.findings}};
+        if (!m_.boolean("repair_dpkg")) {
+            return Check::fail(fmt::format("dpkg has unfinished work and repair_dpkg is false: {}",
+                                           tail_lines(audit.findings, 5)),
+                               data);
+        }
+        if (m_.check_mode()) {
+            changed_ = true;
+            return Check::pass("dpkg has unfinished work: would run dpkg --configure -a (check mode)", data);
+        }
+        const auto configure = run_process({"dpkg", "--force-confdef", "--force-confold", "--configure", "-a"},
+                                           timeout_of(m_, "dpkg_configure_timeout"));
+        changed_ = true;
+        data["configure_rc"] = configure.rc;
+        data["configure_stdout_tail"] = tail_lines(configure.out, 20);
+        data["configure_stderr_tail"] = tail_lines(configure.err, 20);
+        const auto after = audit_dpkg();
+        if (!after.ok) return Check::fail(after.problem, data);
+        if (!after.findings.empty()) {
+            return Check::fail(fmt::format("dpkg --configure -a (rc {}{}) left dpkg inconsistent: {}", configure.rc,
+                                           configure.timed_out ? ", timed out" : "", tail_lines(after.findings, 5)),
+                               data);
+        }
+        return Check::pass("repaired unfinished dpkg work with dpkg --configure -a", data);
+    }
+
+    json facts() {
+        json f{{"kernel_release", kernel_release()}, {"checked_at", utc_now_iso()}};
+        try {
+            f["boot_id"] = read_boot_id(m_.str("proc_path"));
+        } catch (const std::exception& e) {
+            f["boot_id"] = nullptr;
+            m_.warn(fmt::format("cannot read boot id: {}", e.what()));
+        }
+        const auto uptime = read_uptime(m_.str("proc_path"));
+        f["uptime_s"] = uptime ? json(*uptime) : json(nullptr);
+        if (!root_free_) {
+            try {
+                root_free_ = probe_disk_space(m_.str("root_path"));
+            } catch (const std::exception&) {
+            }
+        }
+        f["root_free_gb"] = root_free_ ? json(root_free_->avail_gib) : json(nullptr);
+        f["reboot_required"] = file_exists(m_.str("reboot_required_file"));
+        return f;
+    }
+
+    bool changed() const { return changed_; }
+    const json& running_tasks_found() const { return running_tasks_; }
+
+private:
+    struct Audit {
+        bool ok = true;
+        std::string findings;
+        std::string problem;
+    };
+
+    Audit audit_dpkg() {
+        const auto r = run_process({"dpkg", "--audit"}, timeout_of(m_, "command_timeout"));
+        Audit a;
+        a.findings = trim(r.out);
+        // dpkg --audit prints the broken packages; newer releases also exit 1 when it finds any.
+        if (r.timed_out || (r.rc != 0 && r.rc != 1) || (r.rc == 1 && a.findings.empty())) {
+            a.ok = false;
+            a.problem = fmt::format("cannot read dpkg state: dpkg --audit rc {}{}: {}", r.rc,
+                                    r.timed_out ? " (timed out)" : "", tail_lines(trim(r.err + r.error), 3));
+        }
+        return a;
+    }
+
+    Module& m_;
+    bool changed_ = false;
+    std::optional<DiskSpace> root_free_;
+    json running_tasks_ = json::array();
+};
+
+json run_gate(Module& m) {
+    const auto started = Clock::now();
+    Gate gate(m);
+    json checks = json::object();
+    std::string failed_check;
+    std::string failed_detail;
+    for (const char* name : kCheckOrder) {
+        if (!failed_check.empty()) {
+            checks[name] = Check::skip(fmt::format("not run: {} failed", failed_check)).to_json();
+            continue;
+        }
+        Check c;
+        try {
+            const std::string n = name;
+            if (n == "tooling") c = gate.tooling();
+            else if (n == "root_free_space") c = gate.root_free_space();
+            else if (n == "running_tasks") c = gate.running_tasks();
+            else if (n == "package_manager") c = gate.package_manager();
+            else c = gate.dpkg_state();
+        } catch (const std::exception& e) {
+            c = Check::fail(fmt::format("error: {}", e.what()));  // an error never passes a gate
+        }
+        checks[name] = c.to_json();
+        if (c.failed()) {
+            failed_check = name;
+            failed_detail = c.detail;
+        }
+    }
+    json result{{"changed", gate.changed()},
+                {"checks", checks},
+                {"facts", gate.facts()},
+                {"running_tasks", gate.running_tasks_found()},
+                {"duration_s", std::chrono::duration<double>(Clock::now() - started).count()}};
+    if (!failed_check.empty()) {
+        result["failed_check"] = failed_check;
+        throw ModuleFailure(fmt::format("PBS gate '{}' failed: {}", failed_check, failed_detail), result);
+    }
+    result["msg"] = m.check_mode() ? "all PBS gates passed (check mode: root free space not enforced)"
+                                   : "all PBS gates passed";
+    return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return pbs_patch::run_module(argc, argv, kSpec, run_gate); }

@@ -1,0 +1,94 @@
+// Package-manager process detection and /proc/locks parsing (recorded on a real host).
+#include "fixtures.hpp"
+#include "pbs_patch/apt_activity.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <csignal>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <filesystem>
+#include <unistd.h>
+
+using namespace pbs_patch;
+
+TEST_CASE("package-manager processes by comm and by script") {
+    CHECK(is_package_manager_process({1, "apt-get", "apt-get -y dist-upgrade"}));
+    CHECK(is_package_manager_process({1, "dpkg", "/usr/bin/dpkg --status-fd 23 --configure -a"}));
+    CHECK(is_package_manager_process({1, "apt", "apt upgrade"}));
+    CHECK(is_package_manager_process({1, "aptitude", "aptitude safe-upgrade"}));
+    CHECK(is_package_manager_process({1, "unattended-upgr", "/usr/bin/python3 /usr/bin/unattended-upgrade"}));
+    CHECK(is_package_manager_process({1, "python3", "/usr/bin/python3 /usr/bin/unattended-upgrade --dry-run"}));
+    CHECK_FALSE(is_package_manager_process({1, "bash", "bash -c echo dpkg"}));
+    CHECK_FALSE(is_package_manager_process({1, "aptly", "aptly serve"}));
+    CHECK_FALSE(is_package_manager_process({1, "sshd", "sshd: root@pts/0"}));
+    CHECK_FALSE(is_package_manager_process({1, "apt.systemd.dai", "/bin/sh /usr/lib/apt/apt.systemd.daily"}));
+}
+
+TEST_CASE("/proc/locks: recorded POSIX and FLOCK entries") {
+    const auto locks = parse_proc_locks(fixture("proc_locks.txt"));
+    REQUIRE(locks.size() == 2);
+    CHECK(locks[0].kind == "FLOCK");
+    CHECK(locks[1].kind == "POSIX");
+    CHECK(locks[1].access == "WRITE");
+    CHECK(locks[1].major == 0xfe);
+    CHECK(locks[1].minor == 0);
+    CHECK(locks[1].inode == 9978279ULL);
+}
+
+TEST_CASE("/proc/locks: waiters, OFD locks and junk") {
+    const auto locks = parse_proc_locks(
+        "1: POSIX  ADVISORY  WRITE 1234 fd:01:5678 0 EOF\n"
+        "1: -> POSIX  ADVISORY  WRITE 999 fd:01:5678 0 EOF\n"
+        "2: OFDLCK ADVISORY  READ  -1 08:11:42 0 EOF\n"
+        "garbage\n");
+    REQUIRE(locks.size() == 2);
+    CHECK(locks[0].pid == 1234);
+    CHECK(locks[0].major == 0xfd);
+    CHECK(locks[0].minor == 1);
+    CHECK(locks[1].pid == -1);
+    CHECK(locks[1].minor == 0x11);
+}
+
+TEST_CASE("lock holders: a live fcntl lock is found with its holder (real /proc)") {
+    const auto path = std::filesystem::temp_directory_path() / ("pbs_patch_lock_" + std::to_string(::getpid()));
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0600);
+    REQUIRE(fd >= 0);
+    CHECK(find_lock_holders({path.string()}, "/proc").empty());
+    // Locks are per process: fork a child to hold it, as apt-get would.
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    const pid_t child = ::fork();
+    if (child == 0) {
+        struct flock fl {};
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        ::fcntl(fd, F_SETLK, &fl);
+        char c = 'x';
+        (void)!::write(ready[1], &c, 1);
+        ::pause();
+        ::_exit(0);
+    }
+    char c;
+    REQUIRE(::read(ready[0], &c, 1) == 1);
+    const auto holders = find_lock_holders({path.string(), "/nonexistent/lock"}, "/proc");
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    ::close(fd);
+    ::close(ready[0]);
+    ::close(ready[1]);
+    std::filesystem::remove(path);
+    REQUIRE(holders.size() == 1);
+    CHECK(holders[0].pid == child);
+    CHECK(holders[0].path == path.string());
+}
+
+TEST_CASE("process scan sees this test process, and excludes what it is told to") {
+    const auto all = list_processes("/proc");
+    bool found = false;
+    for (const auto& p : all) found = found || p.pid == ::getpid();
+    CHECK(found);
+    for (const auto& p : find_package_manager_processes("/proc", ::getpid())) CHECK(p.pid != ::getpid());
+    CHECK(list_processes("/nonexistent").empty());
+}
