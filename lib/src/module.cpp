@@ -110,6 +110,10 @@ int run_module(int argc, char** argv, const ParamSpecs& spec, const ModuleBody& 
             result = finish(json{{"failed", true},
                                  {"msg", "no args file: an Ansible binary module is run as <module> <args-file>"}},
                             nullptr);
+        } else if (std::string(argv[1]) == "--param-spec") {
+            // Not an Ansible call (Ansible always passes a file path): the spec, for tests and docs.
+            std::cout << spec_to_json(spec).dump(2) << std::endl;
+            return 0;
         } else {
             json raw;
             try {

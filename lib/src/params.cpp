@@ -205,6 +205,18 @@ ValidatedArgs validate_params(const nlohmann::json& raw, const ParamSpecs& spec)
     return out;
 }
 
+nlohmann::json spec_to_json(const ParamSpecs& spec) {
+    json out = json::object();
+    for (const auto& p : spec) {
+        json entry{{"type", to_string(p.type)}, {"required", p.required}, {"no_log", p.no_log}};
+        entry["default"] = p.default_value.is_null() ? json(nullptr) : convert(p, p.default_value);
+        if (!p.choices.empty()) entry["choices"] = p.choices;
+        if (p.type == ParamType::List) entry["elements"] = "str";
+        out[p.name] = entry;
+    }
+    return out;
+}
+
 nlohmann::json masked_invocation(const nlohmann::json& params, const ParamSpecs& spec) {
     json args = params;
     for (const auto& p : spec) {

@@ -52,6 +52,9 @@ struct ValidatedArgs {
 // the expected type and what was given; unknown user keys are rejected naming the accepted ones.
 ValidatedArgs validate_params(const nlohmann::json& raw, const ParamSpecs& spec);
 
+// The spec as JSON (name -> type, required, default, choices, no_log), for the docs-vs-spec test.
+nlohmann::json spec_to_json(const ParamSpecs& spec);
+
 // The `invocation.module_args` Ansible shows: parameters with no_log values masked.
 nlohmann::json masked_invocation(const nlohmann::json& params, const ParamSpecs& spec);
 
