@@ -1,0 +1,20 @@
+"""Fixtures for integration tests that run the built modules through real Ansible."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ansible_runner import MODULES, VENV_BIN  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def built_modules():
+    gate = MODULES / "pbs_gate"
+    if not gate.exists():
+        pytest.fail(f"{gate} is not built: run scripts/test.sh (it builds the release preset first)")
+    if not (VENV_BIN / "ansible-playbook").exists():
+        pytest.fail("no project venv: run scripts/setup.sh")
+    return MODULES

@@ -1,0 +1,14 @@
+"""ansible-lint (production profile) passes on the whole repository."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+from ansible_runner import REPO, VENV_BIN
+
+
+def test_ansible_lint_production_profile():
+    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}", ANSIBLE_NOCOLOR="1", NO_COLOR="1")
+    proc = subprocess.run([str(VENV_BIN / "ansible-lint"), "--profile", "production", "--offline"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
