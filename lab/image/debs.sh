@@ -32,8 +32,11 @@ script() { # script DIR NAME  (body on stdin)
   chmod 755 "$1/DEBIAN/$2"
 }
 build() { # build DIR DESTDIR
-  find "$1" -exec touch -h -d @"$SOURCE_DATE_EPOCH" {} +
-  dpkg-deb --root-owner-group -Zxz --build "$1" "$2" >/dev/null
+  # Reproducible, but a different mtime per version: Python's .pyc check (mtime+size) must see an upgrade.
+  local v; v=$(sed -n 's/^Version: //p' "$1/DEBIAN/control")
+  local t=$(( SOURCE_DATE_EPOCH + $(printf '%s' "$v" | cksum | cut -d' ' -f1) % 100000 ))
+  find "$1" -exec touch -h -d @"$t" {} +
+  SOURCE_DATE_EPOCH=$t dpkg-deb --root-owner-group -Zxz --build "$1" "$2" >/dev/null
 }
 
 # --- proxmox-backup-server ----------------------------------------------------------------------------

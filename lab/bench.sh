@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Lab benchmark (prints figures; not a test). Targets under TCG on a 2-core machine:
+# boot-to-SSH <= 20 s, qm reboot cycle <= 25 s, reset to pristine <= 5 s.
+#   lab/bench.sh            cold: builds the image from nothing in a temporary cache (debootstrap from
+#                           Debian's archive, about 1-2 min more), then measures; the temp cache is removed
+#   lab/bench.sh --cached   uses the shared image cache ($PBS_PATCH_LAB_CACHE) and reports its recorded build time
+# Runs its own lab instance (state lab/.state/bench, port 2224): a lab in use is not touched.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+mode=cold
+[ "${1:-}" = --cached ] && mode=cached
+export PBS_PATCH_LAB_STATE="$here/.state/bench"
+export PBS_PATCH_LAB_SSH_PORT=${PBS_PATCH_LAB_BENCH_PORT:-2224}
+if [ "$mode" = cold ]; then
+  export PBS_PATCH_LAB_CACHE
+  PBS_PATCH_LAB_CACHE=$(mktemp -d /var/tmp/pbs-patch-lab-bench.XXXXXX)
+fi
+labctl="$here/labctl"
+qm="$here/bin/qm"
+cleanup() {
+  "$labctl" stop >/dev/null 2>&1 || true
+  "$labctl" destroy >/dev/null 2>&1 || true
+  if [ "$mode" = cold ]; then rm -rf "$PBS_PATCH_LAB_CACHE"; fi
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+rss() { local p; p=$(cat "$PBS_PATCH_LAB_STATE/qemu.pid"); awk '/VmRSS/ { printf "%d MiB", $2/1024 }' "/proc/$p/status"; }
+
+"$labctl" stop >/dev/null 2>&1 || true
+"$labctl" destroy >/dev/null 2>&1 || true
+
+t=$(now); "$labctl" build >/dev/null 2>&1
+build_wall=$(since "$t")
+img=$("$labctl" build 2>/dev/null)
+if [ "$mode" = cold ]; then build_fig="$build_wall s (cold: debootstrap + lab packages + disk image)"
+else build_fig="$(cat "$img/build-seconds" 2>/dev/null || echo '?') s when built (cached now: ${build_wall} s)"; fi
+
+t=$(now); "$labctl" start --fresh >/dev/null 2>&1
+first_start=$(since "$t")
+"$labctl" stop >/dev/null
+t=$(now); "$labctl" start >/dev/null 2>&1
+boot=$(since "$t")
+rss_boot=$(rss)
+accel=$(grep -o 'tcg[^ ]*\|-accel kvm' "$PBS_PATCH_LAB_STATE/qemu-argv.json" | head -1 || true)
+
+t=$(now); "$qm" reboot 100; reboot_ret=$(since "$t")
+"$labctl" wait-ssh --timeout 120
+reboot=$(since "$t")
+rss_reboot=$(rss)
+
+t=$(now); "$labctl" reset >/dev/null 2>&1; reset_run=$(since "$t")
+"$qm" shutdown 100 >/dev/null
+t=$(now); "$labctl" reset >/dev/null 2>&1; reset_stopped=$(since "$t")
+t=$(now); "$here/../.venv/bin/ansible" -i "$here/inventory.yml" pbs -m ansible.builtin.ping >/dev/null 2>&1 \
+  && ping="$(since "$t") s" || ping="failed"
+t=$(now); "$qm" guest cmd 100 get-osinfo >/dev/null; qga=$(since "$t")
+t=$(now); "$labctl" ssh true; sshcmd=$(since "$t")
+rss_end=$(rss)
+"$labctl" stop >/dev/null
+
+du_h() { du -sh "$@" 2>/dev/null | awk '{print $1}'; }
+cat <<REPORT
+pbs_patch lab benchmark ($(nproc) cores, $(grep -q '"kvm"' "$PBS_PATCH_LAB_STATE/qemu-argv.json" && echo KVM || echo "TCG: ${accel:-tcg}"))
+  image build ............................ $build_fig
+  first start (new disk, boot, snapshot) . $first_start s
+  boot to SSH login (cold boot) .......... $boot s          (target <= 20 s)
+  qm reboot: returns after ............... $reboot_ret s
+  qm reboot to SSH login ................. $reboot s          (target <= 25 s)
+  reset to pristine (VM running) ......... $reset_run s          (target <= 5 s)
+  reset to pristine (VM stopped) ......... $reset_stopped s
+  ansible -m ping (Python module) ........ $ping
+  qm guest cmd get-osinfo ................ $qga s
+  labctl ssh true ........................ $sshcmd s
+  QEMU RSS: after boot $rss_boot, after reboot $rss_reboot, at the end $rss_end
+  disk: image dir $(du_h "$img") (base.qcow2 $(du_h "$img/base.qcow2")), debootstrap cache $(du_h "$PBS_PATCH_LAB_CACHE"/stage1-*), VM overlay with snapshot $(du_h "$PBS_PATCH_LAB_STATE/overlay.qcow2")
+REPORT
