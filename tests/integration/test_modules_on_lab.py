@@ -1,0 +1,123 @@
+"""pbs_upgrade and pbs_health on the real lab guest (Debian 12 VM, real apt/dpkg/systemd), through the real
+`ansible` CLI with plugins/modules as the module path.
+
+Uses the lab fixtures of tests/lab/conftest.py (one VM per session, its own state dir and SSH port; the
+guest is reset to its pristine snapshot after each test). Run:
+    .venv/bin/pytest tests/integration/test_modules_on_lab.py
+Build the modules first (cmake --preset release && cmake --build --preset release)."""
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+_LAB_TESTS = Path(__file__).resolve().parents[1] / "lab"
+sys.path.insert(0, str(_LAB_TESTS))
+from labhelpers import LAB, ROOT, VENV_BIN, run  # noqa: E402
+
+# Re-export the lab's session fixture (imported under its own name: "conftest" is taken).
+_spec = importlib.util.spec_from_file_location("pbs_patch_lab_conftest", _LAB_TESTS / "conftest.py")
+_lab_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_lab_conftest)
+lab = _lab_conftest.lab
+pristine = _lab_conftest.pristine
+
+MODULES = ROOT / "plugins" / "modules"
+DPKG_FORMAT = r"${Package}\t${Architecture}\t${Version}\t${db:Status-Abbrev}\n"
+
+pytestmark = pytest.mark.skipif(not (MODULES / "pbs_upgrade").exists() or not (MODULES / "pbs_health").exists(),
+                                reason="module binaries not built (cmake --build --preset release)")
+
+
+def ansible_module(name, args, check=False, diff=False, timeout=2400):
+    argv = [VENV_BIN / "ansible", "pbs", "-i", LAB / "inventory.yml", "-M", MODULES, "-m", name,
+            "-a", json.dumps(args)]
+    if check:
+        argv.append("--check")
+    if diff:
+        argv.append("--diff")
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_HOST_KEY_CHECKING="False")
+    r = run(argv, timeout=timeout, check=False, env=env, cwd=ROOT)
+    try:
+        out = json.loads(r.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError("ansible printed no JSON (rc %d)\n%s\n%s" % (r.returncode, r.stdout, r.stderr))
+    return out["plays"][0]["tasks"][0]["hosts"]["pbs"]
+
+
+def dpkg_state(lab):
+    """{name: version} of the guest's present packages, straight from dpkg-query."""
+    text = lab.ssh("dpkg-query -W -f='%s'" % DPKG_FORMAT).stdout
+    state = {}
+    for line in text.splitlines():
+        name, _arch, version, status = line.split("\t")
+        if len(status) >= 2 and status[1] not in "nc":
+            state[name] = version
+    return state
+
+
+def dpkg_diff(before, after):
+    changes = [(n, v, after.get(n)) for n, v in before.items() if after.get(n) != v]
+    changes += [(n, None, v) for n, v in after.items() if n not in before]
+    return sorted(changes)
+
+
+def reported(result):
+    return sorted((p["name"], p["from"], p["to"]) for p in result["packages"])
+
+
+def test_upgrade_check_mode_changes_nothing(pristine):
+    before = dpkg_state(pristine)
+    r = ansible_module("pbs_upgrade", {}, check=True, diff=True)
+    assert not r.get("failed"), r
+    assert r["changed"] is True, r
+    assert r["packages"], r
+    assert any(p["name"] == "proxmox-backup-server" for p in r["packages"]), r
+    assert r["diff"]["after"], r
+    assert dpkg_state(pristine) == before
+
+
+def test_upgrade_reports_exactly_what_dpkg_changed_then_nothing(pristine):
+    before = dpkg_state(pristine)
+    plan = ansible_module("pbs_upgrade", {}, check=True)
+    r = ansible_module("pbs_upgrade", {"upgrade_timeout": 1800})
+    after = dpkg_state(pristine)
+    assert not r.get("failed"), r
+    assert r["timed_out"] is False and r["rc"] == 0, r
+    assert r["changed"] is True, r
+    assert reported(r) == dpkg_diff(before, after)
+    assert reported(r) == reported(plan), "the simulation listed what the real run changed"
+    assert r["kernel_pending"] is False, r  # the lab boots its newest installed kernel (lab/README.md)
+
+    again = ansible_module("pbs_upgrade", {"upgrade_timeout": 1800})
+    assert not again.get("failed"), again
+    assert again["changed"] is False and again["packages"] == [], again
+    assert dpkg_state(pristine) == after
+
+
+def test_health_passes_on_the_pristine_guest(pristine):
+    boot_id = pristine.boot_id()
+    r = ansible_module("pbs_health", {"expect_boot_id_not": "00000000-0000-0000-0000-000000000000"}, check=True)
+    assert not r.get("failed"), r
+    assert r["changed"] is False
+    assert r["health_summary"]["healthy"] is True, r
+    assert r["boot_id"] == boot_id
+    assert [s["id"] for s in r["services"]] == ["proxmox-backup.service", "proxmox-backup-proxy.service"]
+    r = ansible_module("pbs_health", {"expect_boot_id_not": boot_id})
+    assert r["failed"] is True and "did not go through a reboot" in r["msg"], r
+
+
+@pytest.mark.parametrize("action,unit,words", [
+    ("stop", "proxmox-backup-proxy", "proxmox-backup-proxy.service not active (inactive/dead)"),
+    ("disable", "proxmox-backup", "proxmox-backup.service not enabled (disabled)"),
+])
+def test_health_names_a_stopped_or_disabled_unit(pristine, action, unit, words):
+    pristine.ssh("systemctl %s %s" % (action, unit))
+    r = ansible_module("pbs_health", {})
+    assert r["failed"] is True, r
+    assert r["changed"] is False
+    assert words in r["msg"], r
+    assert r["health_summary"]["healthy"] is False
