@@ -42,7 +42,7 @@ first_start=$(since "$t")
 t=$(now); "$labctl" start >/dev/null 2>&1
 boot=$(since "$t")
 rss_boot=$(rss)
-accel=$(grep -o 'tcg[^ ]*\|-accel kvm' "$PBS_PATCH_LAB_STATE/qemu-argv.json" | head -1 || true)
+accel=$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); print(a[a.index("-accel")+1])' "$PBS_PATCH_LAB_STATE/qemu-argv.json")
 
 t=$(now); "$qm" reboot 100; reboot_ret=$(since "$t")
 "$labctl" wait-ssh --timeout 120
@@ -61,7 +61,7 @@ rss_end=$(rss)
 
 du_h() { du -sh "$@" 2>/dev/null | awk '{print $1}'; }
 cat <<REPORT
-pbs_patch lab benchmark ($(nproc) cores, $(grep -q '"kvm"' "$PBS_PATCH_LAB_STATE/qemu-argv.json" && echo KVM || echo "TCG: ${accel:-tcg}"))
+pbs_patch lab benchmark ($(nproc) cores, -accel $accel, $(date -u +%FT%TZ))
   image build ............................ $build_fig
   first start (new disk, boot, snapshot) . $first_start s
   boot to SSH login (cold boot) .......... $boot s          (target <= 20 s)

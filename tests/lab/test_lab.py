@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from conftest import C, LAB, QM, ROOT, VENV_BIN, run
+from labhelpers import C, LAB, ROOT, VENV_BIN, run
+
+pytestmark = pytest.mark.lab
 
 UPID_RE = re.compile(r"^UPID:[a-zA-Z0-9-]+:[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8,16}:[0-9A-F]{8}:[^:\s]+:[^:\s]*:[^:\s]+:$")
 TASK_KEYS = {"upid", "node", "pid", "pstart", "starttime", "worker_type", "worker_id", "user"}
@@ -211,6 +213,17 @@ def test_qm_reboot_ssh_goes_down_comes_back_with_a_new_boot_id(lab):
     assert lab.qm("status", "100").stdout == "status: running\n"
 
 
+def test_guest_initiated_reboot_is_a_fresh_qemu_too(lab):
+    """The supervisor's other path: the guest reboots itself (SHUTDOWN reason guest-reset, -no-reboot)."""
+    boot_before, qemu_before = lab.boot_id(), C.qemu_pid()
+    lab.ssh("systemctl reboot", check=False)
+    assert wait_for(lambda: not C.proc_is_ours(qemu_before, "qemu-system"), 60)
+    C.wait_ssh(120)
+    assert lab.boot_id() != boot_before
+    assert C.qemu_pid() not in (None, qemu_before)
+    assert "reason=guest-reset" in C.LOG_SUP.read_text()
+
+
 def test_qm_agent_errors(pristine):
     lab = pristine
     lab.labctl("fault", "agent-unconfigured", "on")
@@ -279,10 +292,8 @@ def test_guest_fault_knobs(pristine):
     r = lab.ssh("timeout 8 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q pbs-lab-hang", check=False,
                 timeout=60)
     assert r.returncode == 124  # the postinst hangs until killed
+    lab.reset()  # dpkg is left mid-postinst: back to pristine
     # interrupted dpkg: the failonce postinst fails the first time, dpkg --audit reports it, then it heals
-    lab.ssh("pkill -f 'pbs-lab-hang.postinst' || true; pkill -x sleep || true; sleep 1; "
-            "rm -f /var/lib/dpkg/lock* 2>/dev/null; dpkg --configure pbs-lab-hang || true", check=False)
-    lab.reset()
     lab.labctl("fault", "dpkg-interrupted", "on")
     assert "pbs-lab-failonce" in lab.ssh("dpkg --audit").stdout
     lab.labctl("fault", "dpkg-interrupted", "off")

@@ -1,0 +1,47 @@
+"""Helpers of the lab tests (imported by tests/lab/conftest.py and test modules; unique module name, so it
+cannot clash with another directory's conftest).
+
+The tests run their own lab instance (state dir lab/.state/pytest, SSH port 2223 unless the environment
+sets PBS_PATCH_LAB_STATE / PBS_PATCH_LAB_SSH_PORT), so they never touch a lab someone is using by hand in
+the same checkout. The image cache (PBS_PATCH_LAB_CACHE) is shared: it is keyed by the recipe."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "lab"
+LABCTL = LAB / "labctl"
+QM = LAB / "bin" / "qm"
+VENV_BIN = ROOT / ".venv" / "bin"
+
+os.environ.setdefault("PBS_PATCH_LAB_STATE", str(LAB / ".state" / "pytest"))
+os.environ.setdefault("PBS_PATCH_LAB_SSH_PORT", "2223")
+sys.path.insert(0, str(LAB))
+from pbslab import common as C  # noqa: E402
+
+
+def run(argv, timeout=300, check=True, **kw):
+    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError("%s -> rc %d\nstdout:\n%s\nstderr:\n%s" % (argv, r.returncode, r.stdout, r.stderr))
+    return r
+
+
+class Lab:
+    timings = {}
+
+    def labctl(self, *args, timeout=600, check=True):
+        return run([LABCTL] + list(args), timeout=timeout, check=check)
+
+    def qm(self, *args, timeout=120, check=False):
+        return run([QM] + list(args), timeout=timeout, check=check)
+
+    def ssh(self, cmd, timeout=120, check=True):
+        return run([LABCTL, "ssh", "--", cmd], timeout=timeout, check=check)
+
+    def boot_id(self):
+        return self.ssh("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+
+    def reset(self):
+        self.labctl("reset", timeout=300)
