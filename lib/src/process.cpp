@@ -14,6 +14,10 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -84,17 +88,59 @@ struct Reader {
     }
 };
 
-// After a timeout: every member of the group gets SIGTERM, then SIGKILL after the grace period,
-// and the runner does not return while any of them is still alive (reaped, as subreaper).
-void end_process_group(pid_t pgid, Clock::time_point term_sent, std::chrono::milliseconds grace) {
+// Every live process below `root`, from the parent links in /proc. Catches what left the process
+// group: apt runs dpkg on a pty, in a session of its own.
+std::vector<pid_t> descendants_of(pid_t root) {
+    std::map<pid_t, std::vector<pid_t>> children;
+    if (DIR* dir = ::opendir("/proc")) {
+        while (const dirent* entry = ::readdir(dir)) {
+            char* end = nullptr;
+            const long pid = std::strtol(entry->d_name, &end, 10);
+            if (pid <= 0 || *end != '\0') continue;
+            std::ifstream stat("/proc/" + std::string(entry->d_name) + "/stat");
+            std::string line;
+            if (!std::getline(stat, line)) continue;
+            const auto close = line.rfind(')');  // comm may hold spaces and parentheses
+            if (close == std::string::npos) continue;
+            std::istringstream rest(line.substr(close + 1));
+            char state = 0;
+            long ppid = 0;
+            if (!(rest >> state >> ppid) || state == 'Z') continue;
+            children[static_cast<pid_t>(ppid)].push_back(static_cast<pid_t>(pid));
+        }
+        ::closedir(dir);
+    }
+    std::vector<pid_t> out;
+    std::vector<pid_t> todo{root};
+    while (!todo.empty()) {
+        const pid_t next = todo.back();
+        todo.pop_back();
+        for (pid_t child : children[next]) {
+            out.push_back(child);
+            todo.push_back(child);
+        }
+    }
+    return out;
+}
+
+void signal_tree(pid_t pgid, int sig) {
+    ::kill(-pgid, sig);
+    // Orphans of the command re-parent to us (subreaper): our descendants are the command's.
+    for (pid_t pid : descendants_of(::getpid())) ::kill(pid, sig);
+}
+
+// After a timeout: the group and every descendant get SIGTERM, then SIGKILL after the grace period,
+// and the runner does not return while any of them is alive (reaped, as subreaper).
+void end_process_tree(pid_t pgid, Clock::time_point term_sent, std::chrono::milliseconds grace) {
     bool killed = false;
     const auto give_up = term_sent + grace + std::chrono::seconds(10);
     while (Clock::now() < give_up) {
-        while (::waitpid(-pgid, nullptr, WNOHANG) > 0) {
+        while (::waitpid(-1, nullptr, WNOHANG) > 0) {
         }
-        if (::kill(-pgid, 0) != 0 && errno == ESRCH) return;
+        const bool group_gone = ::kill(-pgid, 0) != 0 && errno == ESRCH;
+        if (group_gone && descendants_of(::getpid()).empty()) return;
         if (!killed && Clock::now() >= term_sent + grace) {
-            ::kill(-pgid, SIGKILL);
+            signal_tree(pgid, SIGKILL);
             killed = true;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -214,10 +260,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
         if (ec || exited) return;
         result.timed_out = true;
         term_sent = Clock::now();
-        ::kill(-pgid, SIGTERM);
+        signal_tree(pgid, SIGTERM);
         grace.expires_after(options.kill_grace);
         grace.async_wait([&](const bp::error_code& gec) {
-            if (!gec) ::kill(-pgid, SIGKILL);
+            if (!gec) signal_tree(pgid, SIGKILL);
         });
     });
 
@@ -232,7 +278,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
     }
 
     if (result.timed_out) {
-        end_process_group(pgid, term_sent, options.kill_grace);
+        end_process_tree(pgid, term_sent, options.kill_grace);
         result.rc = 124;
     } else if (WIFEXITED(native_status)) {
         result.rc = WEXITSTATUS(native_status);

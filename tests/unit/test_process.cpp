@@ -122,3 +122,28 @@ TEST_CASE("a background process holding stdout does not hang a finished command"
     CHECK(r.duration_s < 4.0);
     CHECK_FALSE(r.timed_out);
 }
+
+TEST_CASE("timeout also ends descendants that left the group (new session, as dpkg on apt's pty)") {
+    const auto dir = std::filesystem::temp_directory_path() / ("pbs_patch_sess_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto pids = (dir / "pids").string();
+    // setsid puts the grandchild in a new session and process group; it also ignores SIGTERM.
+    const std::string script =
+        "setsid sh -c 'trap \"\" TERM; echo $$ >> " + pids + "; while :; do sleep 1; done' & "
+        "echo $$ >> " + pids + "; wait";
+    RunOptions options;
+    options.timeout = 1s;
+    options.kill_grace = 500ms;
+    const auto r = run_process({"sh", "-c", script}, options);
+    CHECK(r.timed_out);
+    CHECK(r.rc == 124);
+    CHECK(r.duration_s < 15.0);
+    const auto lines = split_lines(read_file(pids));
+    REQUIRE(lines.size() == 2);
+    for (const auto& line : lines) {
+        const pid_t pid = std::stoi(line);
+        CAPTURE(pid);
+        CHECK_FALSE(alive(pid));
+    }
+    std::filesystem::remove_all(dir);
+}

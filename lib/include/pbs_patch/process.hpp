@@ -1,5 +1,6 @@
 // Runs an external command from an argv vector (never a shell) under a hard timeout that ends the
-// whole process group, as timeout(1) does: apt-get spawns dpkg spawns maintainer scripts.
+// whole process group, as timeout(1) does (apt-get spawns dpkg spawns maintainer scripts), and every
+// descendant that left the group (apt runs dpkg on a pty, in a new session).
 #pragma once
 
 #include <chrono>
