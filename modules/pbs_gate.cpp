@@ -1,6 +1,7 @@
 // pbs_gate: the spec's hard gates before any package change on a PBS host. Each gate is reported
 // in `checks`; the first failure stops the run, and nothing after it (dpkg repair included) runs.
 #include "pbs_patch/apt_activity.hpp"
+#include "pbs_patch/dpkg_audit.hpp"
 #include "pbs_patch/module.hpp"
 #include "pbs_patch/process.hpp"
 #include "pbs_patch/system_info.hpp"
@@ -190,9 +191,9 @@ public:
     }
 
     Check dpkg_state() {
-        auto audit = audit_dpkg();
-        if (!audit.ok) return Check::fail(audit.problem);
-        if (audit.findings.empty()) return Check::pass("dpkg --audit reports nothing to do");
+        const auto audit = audit_dpkg(seconds_of("command_timeout"));
+        if (!audit.readable) return Check::fail(audit.problem);
+        if (audit.consistent()) return Check::pass("dpkg --audit reports nothing to do");
         json data{{"audit", audit.findings}};
         if (!m_.boolean("repair_dpkg")) {
             return Check::fail(fmt::format("dpkg has unfinished work and repair_dpkg is false: {}",
@@ -203,15 +204,14 @@ public:
             changed_ = true;
             return Check::pass("dpkg has unfinished work: would run dpkg --configure -a (check mode)", data);
         }
-        const auto configure = run_process({"dpkg", "--force-confdef", "--force-confold", "--configure", "-a"},
-                                           timeout_of(m_, "dpkg_configure_timeout"));
+        const auto configure = configure_pending_packages(seconds_of("dpkg_configure_timeout"));
         changed_ = true;
         data["configure_rc"] = configure.rc;
         data["configure_stdout_tail"] = tail_lines(configure.out, 20);
         data["configure_stderr_tail"] = tail_lines(configure.err, 20);
-        const auto after = audit_dpkg();
-        if (!after.ok) return Check::fail(after.problem, data);
-        if (!after.findings.empty()) {
+        const auto after = audit_dpkg(seconds_of("command_timeout"));
+        if (!after.readable) return Check::fail(after.problem, data);
+        if (!after.consistent()) {
             return Check::fail(fmt::format("dpkg --configure -a (rc {}{}) left dpkg inconsistent: {}", configure.rc,
                                            configure.timed_out ? ", timed out" : "", tail_lines(after.findings, 5)),
                                data);
@@ -244,24 +244,7 @@ public:
     const json& running_tasks_found() const { return running_tasks_; }
 
 private:
-    struct Audit {
-        bool ok = true;
-        std::string findings;
-        std::string problem;
-    };
-
-    Audit audit_dpkg() {
-        const auto r = run_process({"dpkg", "--audit"}, timeout_of(m_, "command_timeout"));
-        Audit a;
-        a.findings = trim(r.out);
-        // dpkg --audit prints the broken packages; newer releases also exit 1 when it finds any.
-        if (r.timed_out || (r.rc != 0 && r.rc != 1) || (r.rc == 1 && a.findings.empty())) {
-            a.ok = false;
-            a.problem = fmt::format("cannot read dpkg state: dpkg --audit rc {}{}: {}", r.rc,
-                                    r.timed_out ? " (timed out)" : "", tail_lines(trim(r.err + r.error), 3));
-        }
-        return a;
-    }
+    std::chrono::seconds seconds_of(const char* name) const { return std::chrono::seconds(m_.integer(name)); }
 
     Module& m_;
     bool changed_ = false;

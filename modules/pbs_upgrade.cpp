@@ -1,6 +1,7 @@
 // pbs_upgrade: the spec's bounded package upgrade on a PBS host. What changed is read from dpkg before and
 // after, never from apt's progress output; a timed-out dist-upgrade is a warning unless dpkg is left broken.
 #include "pbs_patch/apt_plan.hpp"
+#include "pbs_patch/dpkg_audit.hpp"
 #include "pbs_patch/dpkg_state.hpp"
 #include "pbs_patch/kernels.hpp"
 #include "pbs_patch/module.hpp"
@@ -94,8 +95,8 @@ private:
         if (audit.empty()) return;
         steps_["dpkg_audit"] = json{{"findings", tail_lines(audit, 20)}};
         m_.warn("dpkg was left with unfinished work by the timed-out upgrade: running dpkg --configure -a once");
-        const auto r = step("dpkg_configure", {"dpkg", "--force-confdef", "--force-confold", "--configure", "-a"}, {},
-                            "dpkg_configure_timeout");
+        const auto r = configure_pending_packages(std::chrono::seconds(m_.integer("dpkg_configure_timeout")));
+        record_step("dpkg_configure", r);
         audit = audit_dpkg();
         if (!audit.empty()) {
             fail(fmt::format("dpkg is inconsistent after the timed-out dist-upgrade and one dpkg --configure -a "
@@ -107,12 +108,9 @@ private:
 
     // dpkg --audit's findings, empty when consistent. Not being able to ask is a failure too.
     std::string audit_dpkg() {
-        const auto r = run_process({"dpkg", "--audit"}, timeout_of("command_timeout"));
-        const auto findings = trim(r.out);
-        if (r.timed_out || (r.rc != 0 && r.rc != 1) || (r.rc == 1 && findings.empty())) {
-            fail(fmt::format("cannot read dpkg state: dpkg --audit {}", describe_failure(r, "command_timeout")), r);
-        }
-        return findings;
+        const auto audit = pbs_patch::audit_dpkg(std::chrono::seconds(m_.integer("command_timeout")));
+        if (!audit.readable) fail(audit.problem, ProcessResult{});
+        return audit.findings;
     }
 
     DpkgState snapshot(const char* when) {
@@ -133,8 +131,12 @@ private:
                        const char* timeout_param) {
         argv.insert(argv.end(), extra.begin(), extra.end());
         auto r = run_process(argv, timeout_of(timeout_param));
-        steps_[name] = json{{"cmd", argv}, {"rc", r.rc}, {"timed_out", r.timed_out}, {"duration_s", r.duration_s}};
+        record_step(name, r);
         return r;
+    }
+
+    void record_step(const char* name, const ProcessResult& r) {
+        steps_[name] = json{{"cmd", r.argv}, {"rc", r.rc}, {"timed_out", r.timed_out}, {"duration_s", r.duration_s}};
     }
 
     RunOptions timeout_of(const char* param) const {
