@@ -211,6 +211,7 @@ def test_patch_cycle_then_second_run(lab, receiver, tmp_path):
 @pytest.mark.lab
 def test_check_mode_changes_nothing_and_lists_upgrades(lab, receiver, tmp_path):
     lab.reset()
+    lab.labctl("fault", "agent-unconfigured", "on")  # the guest agent's absence is reported, never fatal
     state0, boot0 = dpkg_state(lab), lab.boot_id()
     report = tmp_path / "check.json"
     rc, out = playbook("--check", *notify_args(receiver, report))
@@ -222,6 +223,8 @@ def test_check_mode_changes_nothing_and_lists_upgrades(lab, receiver, tmp_path):
     r = json.loads(report.read_text())
     assert r["status"] == "check_mode" and r["rebooted"] is False
     assert {p["name"] for p in r["packages_would_change"]} >= set(NEW_VERSIONS)
+    assert r["guest_agent"]["available"] is False and "No QEMU guest agent configured" in r["guest_agent"]["error"]
+    assert "Guest agent: not available" in out
     assert receiver.posts() == [], "check mode sent a notification"
 
 
@@ -234,3 +237,22 @@ def test_wrong_vm_name_is_refused_before_any_change(lab, receiver, tmp_path):
     assert "Run the PBS hard gates" not in out and "Ask Proxmox VE to reboot" not in out
     assert dpkg_state(lab) == state0 and lab.boot_id() == boot0
     assert receiver.posts() == [], "a refused run sent a notification"
+
+
+@pytest.mark.lab
+def test_vm_not_coming_back_fails_with_what_was_last_seen(lab, receiver, tmp_path):
+    lab.reset()
+    lab.labctl("fault", "no-return", "on")
+    try:
+        rc, out = playbook("-e", "pbs_patch_ssh_up_timeout=45", "-e", "pbs_patch_notify_on_failure=true",
+                           *notify_args(receiver, tmp_path / "r.json"))
+        assert rc != 0
+        assert "PBS did not come back" in out and "Last seen: SSH stopped at" in out, out[-5000:]
+        assert "status: stopped" in out, out[-5000:]
+        assert "FAILED in step 'reboot'" in out
+        posts = receiver.posts()
+        assert posts and not any("patched" in json.dumps(p["body"]) for p in posts), posts
+        assert all(p["body"].get("status") in (None, "failed") for p in posts if p["path"] == "/webhook")
+        assert json.loads((tmp_path / "r.json").read_text())["status"] == "failed"
+    finally:
+        lab.reset()
