@@ -74,7 +74,53 @@ json convert_str(const ParamSpec& p, const json& value) {
     bad_type(p, value);
 }
 
+// A dict, or a string holding a JSON object (what a templated value can turn into).
+std::optional<json> as_object(const json& value) {
+    if (value.is_object()) return value;
+    if (value.is_string()) {
+        const std::string text = trim(value.get<std::string>());
+        if (!text.empty() && text.front() == '{') {
+            try {
+                json parsed = json::parse(text);
+                if (parsed.is_object()) return parsed;
+            } catch (const json::parse_error&) {
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+json convert_dict(const ParamSpec& p, const json& value) {
+    if (auto object = as_object(value)) return *object;
+    bad_type(p, value);
+}
+
+json convert_dict_list(const ParamSpec& p, const json& value) {
+    json list = value;
+    if (value.is_string()) {
+        try {
+            list = json::parse(value.get<std::string>());
+        } catch (const json::parse_error&) {
+            bad_type(p, value);
+        }
+    } else if (value.is_object()) {
+        list = json::array({value});  // Ansible wraps a single element
+    }
+    if (!list.is_array()) bad_type(p, value);
+    json out = json::array();
+    for (const auto& element : list) {
+        auto object = as_object(element);
+        if (!object) {
+            throw ParamError(fmt::format("argument '{}' must be a list of dicts: element {} is a {}", p.name,
+                                         describe(element), element.type_name()));
+        }
+        out.push_back(std::move(*object));
+    }
+    return out;
+}
+
 json convert_list(const ParamSpec& p, const json& value) {
+    if (p.elements == ParamType::Dict) return convert_dict_list(p, value);
     json out = json::array();
     if (value.is_string()) {
         // Ansible splits a comma-separated string into a list.
@@ -119,6 +165,7 @@ json convert(const ParamSpec& p, const json& value) {
         case ParamType::Bool: return convert_bool(p, value);
         case ParamType::List: return convert_list(p, value);
         case ParamType::Path: return convert_path(p, value);
+        case ParamType::Dict: return convert_dict(p, value);
     }
     bad_type(p, value);
 }
@@ -141,6 +188,7 @@ std::string to_string(ParamType type) {
         case ParamType::Bool: return "bool";
         case ParamType::List: return "list";
         case ParamType::Path: return "path";
+        case ParamType::Dict: return "dict";
     }
     return "unknown";
 }
@@ -211,7 +259,7 @@ nlohmann::json spec_to_json(const ParamSpecs& spec) {
         json entry{{"type", to_string(p.type)}, {"required", p.required}, {"no_log", p.no_log}};
         entry["default"] = p.default_value.is_null() ? json(nullptr) : convert(p, p.default_value);
         if (!p.choices.empty()) entry["choices"] = p.choices;
-        if (p.type == ParamType::List) entry["elements"] = "str";
+        if (p.type == ParamType::List) entry["elements"] = to_string(p.elements);
         out[p.name] = entry;
     }
     return out;

@@ -11,7 +11,7 @@
 
 namespace pbs_patch {
 
-enum class ParamType { Str, Int, Bool, List, Path };
+enum class ParamType { Str, Int, Bool, List, Path, Dict };
 
 std::string to_string(ParamType type);
 
@@ -23,6 +23,8 @@ struct ParamSpec {
     std::vector<std::string> choices = {};
     bool no_log = false;
     std::optional<long long> min_value = std::nullopt;  // ints only
+    // Lists only: the type of each element (Str or Dict; Ansible's `elements`).
+    ParamType elements = ParamType::Str;
 };
 
 using ParamSpecs = std::vector<ParamSpec>;
@@ -52,7 +54,8 @@ struct ValidatedArgs {
 // the expected type and what was given; unknown user keys are rejected naming the accepted ones.
 ValidatedArgs validate_params(const nlohmann::json& raw, const ParamSpecs& spec);
 
-// The spec as JSON (name -> type, required, default, choices, no_log), for the docs-vs-spec test.
+// The spec as JSON (name -> type, required, default, choices, no_log; elements for lists), for the
+// docs-vs-spec test.
 nlohmann::json spec_to_json(const ParamSpecs& spec);
 
 // The `invocation.module_args` Ansible shows: parameters with no_log values masked.
