@@ -15,6 +15,9 @@ if [ "$mode" = cold ]; then
   export PBS_PATCH_LAB_CACHE
   PBS_PATCH_LAB_CACHE=$(mktemp -d /var/tmp/pbs-patch-lab-bench.XXXXXX)
 fi
+# one lab session at a time on this machine (shared with tests/lab)
+exec 9>"${PBS_PATCH_LAB_SESSION_LOCK:-/run/lock/pbs-patch-lab-session.lock}"
+flock -n 9 || { echo "bench: waiting for another lab session..." >&2; flock -w 3600 9; }
 labctl="$here/labctl"
 qm="$here/bin/qm"
 cleanup() {

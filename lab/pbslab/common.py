@@ -27,6 +27,7 @@ SUP_PID = STATE / "supervisor.pid"
 OVERLAY = STATE / "overlay.qcow2"
 OVERLAY_META = STATE / "overlay.json"
 REBOOT_REQUEST = STATE / "reboot-request"   # like /run/qemu-server/<vmid>.reboot on PVE
+STOPPING = STATE / "stopping"               # labctl stop / qm stop: the supervisor must not restart
 FAULTS = STATE / "faults"
 CONF_DIR = STATE / "qemu-server"
 LOG_SUP = STATE / "supervisor.log"

@@ -66,6 +66,9 @@ def main():
             requested = C.REBOOT_REQUEST.exists()
             C.REBOOT_REQUEST.unlink(missing_ok=True)
             say("QEMU exited rc=%s reason=%s reboot-request=%s" % (rc, reason, requested))
+            if C.STOPPING.exists():
+                say("stop requested: staying stopped")
+                return 0
             if not (requested or reason == "guest-reset"):
                 say("staying stopped")
                 return 0

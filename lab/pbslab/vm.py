@@ -124,11 +124,8 @@ def start(loadvm=None, timeout=60):
         raise C.LabError("VM %d already running" % C.VMID)
     C.STATE.mkdir(parents=True, exist_ok=True)
     argv = qemu_argv(loadvm)  # validates before forking
-    for p in (C.QMP_SOCK, C.QMP_SUP_SOCK, C.QGA_SOCK, C.QEMU_PID):
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
+    for p in (C.QMP_SOCK, C.QMP_SUP_SOCK, C.QGA_SOCK, C.QEMU_PID, C.STOPPING):
+        p.unlink(missing_ok=True)
     C.write_json(C.STATE / "qemu-argv.json", argv)
     with open(C.LOG_SUP, "ab") as logf:
         sup = subprocess.Popen([sys.executable, str(SUPERVISOR), "--state", str(C.STATE)]
@@ -176,19 +173,24 @@ def wait_gone(timeout):
 
 
 def stop(timeout=30):
-    """Hard stop (like 'qm stop'): QMP quit, no restart; then make sure nothing of ours is left."""
+    """Hard stop (like 'qm stop'): QMP quit, no restart, also when a reboot is under way; then make sure
+    nothing of ours is left (SIGKILL as a last resort, only pids whose command line is ours)."""
+    C.STATE.mkdir(parents=True, exist_ok=True)
+    C.STOPPING.write_text("1\n")
     C.REBOOT_REQUEST.unlink(missing_ok=True)
-    if is_running():
-        try:
-            with qmp(timeout=5) as m:
-                m.cmd("quit")
-        except (OSError, QMPError, EOFError):
-            pass
-        wait_gone(15)
     deadline = time.monotonic() + timeout
-    while C.supervisor_pid() and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if is_running():
+            try:
+                with qmp(timeout=5) as m:
+                    m.cmd("quit")
+            except (OSError, QMPError, EOFError):
+                pass
+            wait_gone(10)
+        if not C.supervisor_pid() and not is_running():
+            break
         time.sleep(0.1)
-    for getter, name in ((C.qemu_pid, "QEMU"), (C.supervisor_pid, "supervisor")):
+    for getter, name in ((C.supervisor_pid, "supervisor"), (C.qemu_pid, "QEMU")):
         pid = getter()
         if pid:
             C.log("%s (pid %d) still there: SIGKILL" % (name, pid))

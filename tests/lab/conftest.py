@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from labhelpers import C, LAB, LABCTL, QM, ROOT, VENV_BIN, Lab, run  # noqa: E402,F401
+from labhelpers import C, LAB, LABCTL, QM, ROOT, VENV_BIN, Lab, SessionLock, run  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
 def lab():
     lab = Lab()
+    with SessionLock():
+        yield from _lab_session(lab)
+
+
+def _lab_session(lab):
     try:
         lab.labctl("stop")
         t0 = time.monotonic()

@@ -4,9 +4,11 @@ cannot clash with another directory's conftest).
 The tests run their own lab instance (state dir lab/.state/pytest, SSH port 2223 unless the environment
 sets PBS_PATCH_LAB_STATE / PBS_PATCH_LAB_SSH_PORT), so they never touch a lab someone is using by hand in
 the same checkout. The image cache (PBS_PATCH_LAB_CACHE) is shared: it is keyed by the recipe."""
+import fcntl
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,3 +47,51 @@ class Lab:
 
     def reset(self):
         self.labctl("reset", timeout=300)
+
+
+SESSION_LOCK = Path(os.environ.get("PBS_PATCH_LAB_SESSION_LOCK") or "/run/lock/pbs-patch-lab-session.lock")
+
+
+class SessionLock:
+    """One lab test session at a time on this machine (2 cores: one VM; and two sessions of the same
+    checkout would share a state dir). flock: released by the kernel when the holder dies."""
+
+    _fd = None      # reentrant within one process (tests/integration reuses this session fixture)
+    _depth = 0
+
+    def __init__(self, wait=3600):
+        self.wait = wait
+
+    def __enter__(self):
+        cls = type(self)
+        cls._depth += 1
+        if cls._fd is not None:
+            return self
+        SESSION_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(SESSION_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        deadline = time.monotonic() + self.wait
+        said = False
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    cls._depth -= 1
+                    os.close(self.fd)
+                    raise RuntimeError("another lab session holds %s for too long" % SESSION_LOCK)
+                if not said:
+                    sys.stderr.write("\nwaiting for another lab session (%s)...\n" % SESSION_LOCK)
+                    said = True
+                time.sleep(1)
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, ("%d\n" % os.getpid()).encode())
+        cls._fd = self.fd
+        return self
+
+    def __exit__(self, *exc):
+        cls = type(self)
+        cls._depth -= 1
+        if cls._depth == 0 and cls._fd is not None:
+            os.close(cls._fd)
+            cls._fd = None
