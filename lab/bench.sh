@@ -32,6 +32,7 @@ rss() { local p; p=$(cat "$PBS_PATCH_LAB_STATE/qemu.pid"); awk '/VmRSS/ { printf
 
 "$labctl" stop >/dev/null 2>&1 || true
 "$labctl" destroy >/dev/null 2>&1 || true
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 t=$(now); "$labctl" build >/dev/null 2>&1
 build_wall=$(since "$t")
@@ -64,7 +65,7 @@ rss_end=$(rss)
 
 du_h() { du -sh "$@" 2>/dev/null | awk '{print $1}'; }
 cat <<REPORT
-pbs_patch lab benchmark ($(nproc) cores, -accel $accel, $(date -u +%FT%TZ))
+pbs_patch lab benchmark ($(nproc) cores, -accel $accel, $(date -u +%FT%TZ), load average at start: $load0)
   image build ............................ $build_fig
   first start (new disk, boot, snapshot) . $first_start s
   boot to SSH login (cold boot) .......... $boot s          (target <= 20 s)

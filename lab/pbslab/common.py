@@ -198,3 +198,17 @@ def read_json(path, default=None):
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return default
+
+
+def other_lab_vms():
+    """State dirs of lab supervisors of other instances running on this machine (2 cores: one VM at a time)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        args = pid_cmdline(int(d.name))
+        if any(a.endswith(b"pbslab/supervisor.py") for a in args) and b"--state" in args:
+            st = args[args.index(b"--state") + 1].decode(errors="replace")
+            if Path(st) != STATE:
+                found.append(st)
+    return sorted(set(found))

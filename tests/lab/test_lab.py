@@ -262,6 +262,15 @@ def test_qm_shutdown_stays_down_and_not_running_errors(pristine):
     assert (r.returncode, r.stderr) == (255, "VM 100 not running\n")
     r = lab.qm("guest", "cmd", "100", "ping")
     assert (r.returncode, r.stderr) == (255, "VM 100 is not running\n")
+    # qm start returns once QEMU runs (not once the guest booted); qm stop is a hard stop that stays down
+    r = lab.qm("start", "100")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert lab.qm("status", "100").stdout == "status: running\n"
+    r = lab.qm("start", "100")
+    assert (r.returncode, r.stderr) == (255, "VM 100 already running\n")
+    assert lab.qm("stop", "100").returncode == 0
+    assert lab.qm("status", "100").stdout == "status: stopped\n"
+    assert C.qemu_pid() is None and C.supervisor_pid() is None
 
 
 def test_fault_no_return(pristine):
