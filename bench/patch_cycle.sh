@@ -67,7 +67,7 @@ for k, label in (("gate_s", "gate (preflight + pbs_gate)"), ("upgrade_s", "upgra
     print("  %-42s %7.1f" % (label, t[k]))
 print("  downtime (qm reboot to login)               %7.1f" % t["downtime_s"])
 print("  packages changed                            %7d" % len(r["packages_changed"]))
-banner_seen = task_end("Wait for the PBS SSH service to start (OpenSSH banner back)")
+banner_seen = task_end("Wait for the OpenSSH banner to come back (retries while PBS boots are expected)")
 login_seen = task_end("Log in again")
 if "login_ok" in ev and login_seen:
     print("  sshd accepts logins -> play notices (login) %7.1f" % (login_seen - ev["login_ok"]))
@@ -78,10 +78,10 @@ if "banner_up" in ev and "login_ok" in ev:
 
 mods = json.loads((out / "modules-tasks.json").read_text())
 print()
-print("task time per call on the guest (3 calls each) seconds")
+print("task time per call on the guest (3 calls each; includes the commands each module runs)      seconds")
 for x in mods:
     if x["task"].startswith("Bench "):
-        print("  %-48s %6.2f" % (x["task"][len("Bench "):], (x["end"] - x["start"]) / 3))
+        print("  %-62s %6.2f" % (x["task"][len("Bench "):], (x["end"] - x["start"]) / 3))
 print()
 print("logs and raw data: %s" % out)
 PY

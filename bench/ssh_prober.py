@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Watches the lab guest's SSH from the host during the patch play's reboot (bench/patch_cycle.sh).
 
-Phase 1, once a second: is the OpenSSH banner there (not a bare TCP connect: QEMU's forwarded port accepts while
+Phase 1, once a second: is the OpenSSH banner there (gone = missing 3 times in a row) (not a bare TCP connect: QEMU's forwarded port accepts while
 sshd is down)? Phase 2, after the banner went away: every 0.2 s, the banner, and once it is back a real login
 (ssh ... true) until one works; then it exits. Events go as JSON lines to --out:
 {"t": epoch, "event": "banner_down"|"banner_up"|"login_ok"}. Light on purpose: no logins while the upgrade runs.
@@ -48,11 +48,17 @@ def main():
         def note(event, t):
             out.write(json.dumps({"t": t, "event": event}) + "\n")
             out.flush()
-        while not stop:  # phase 1
+        misses, first_miss = 0, None
+        while not stop:  # phase 1: "down" = no banner 3 times in a row (a busy guest can miss one)
             t = time.time()
-            if not banner(a.port):
-                note("banner_down", t)
-                break
+            if banner(a.port, timeout=3.0):
+                misses = 0
+            else:
+                misses += 1
+                first_miss = first_miss if misses > 1 else t
+                if misses >= 3:
+                    note("banner_down", first_miss)
+                    break
             time.sleep(1.0)
         up = False
         while not stop:  # phase 2
