@@ -11,6 +11,9 @@ cd "$top"
 out="${PBS_PATCH_OUT:-$top/build/bench}"
 mkdir -p "$out"
 export PATH="$top/.venv/bin:$PATH"
+# Its own lab instance (like lab/bench.sh), so a lab started by hand is not reset or stopped. One VM at a time.
+export PBS_PATCH_LAB_STATE="${PBS_PATCH_LAB_STATE:-$top/lab/.state/patch-bench}"
+export PBS_PATCH_LAB_SSH_PORT="${PBS_PATCH_LAB_SSH_PORT:-2225}"
 prober_pid=""
 cleanup() {
   [ -n "$prober_pid" ] && kill "$prober_pid" 2>/dev/null || true
@@ -25,7 +28,7 @@ lab/labctl build >/dev/null
 lab/labctl start
 lab/labctl reset
 
-port="${PBS_PATCH_LAB_SSH_PORT:-2222}"
+port="$PBS_PATCH_LAB_SSH_PORT"
 key="${PBS_PATCH_LAB_CACHE:-/var/cache/pbs-patch-lab}/ssh/id_ed25519"
 rm -f "$out"/probe.jsonl "$out"/cycle-tasks.json "$out"/modules-tasks.json "$out"/report.json
 export ANSIBLE_CALLBACK_PLUGINS="$top/bench/callback_plugins" ANSIBLE_CALLBACKS_ENABLED=task_timer
