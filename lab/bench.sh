@@ -11,8 +11,8 @@ mode=cold
 [ "${1:-}" = --cached ] && mode=cached
 export PBS_PATCH_LAB_STATE="$here/.state/bench"
 export PBS_PATCH_LAB_SSH_PORT=${PBS_PATCH_LAB_BENCH_PORT:-2224}
+export PBS_PATCH_LAB_CACHE=${PBS_PATCH_LAB_CACHE:-/var/cache/pbs-patch-lab}
 if [ "$mode" = cold ]; then
-  export PBS_PATCH_LAB_CACHE
   PBS_PATCH_LAB_CACHE=$(mktemp -d /var/tmp/pbs-patch-lab-bench.XXXXXX)
 fi
 # one lab session at a time on this machine (shared with tests/lab)
