@@ -190,6 +190,8 @@ def test_qm_status_config_guest_cmd_and_exec(lab):
     r = lab.qm("guest", "exec", "100", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
     assert r.returncode == 0
     assert json.loads(r.stdout) == {"exitcode": 3, "exited": 1, "out-data": "out\n", "err-data": "err\n"}
+    r = lab.qm("guest", "exec", "100", "--timeout", "1", "--", "sleep", "5")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"exited": 0}
     r = lab.qm("status", "999")
     assert r.returncode == 2
     assert re.fullmatch(r"Configuration file 'nodes/[^/]+/qemu-server/999.conf' does not exist\n", r.stderr)
@@ -235,6 +237,10 @@ def test_qm_agent_errors(pristine):
     assert (r.returncode, r.stderr) == (255, "QEMU guest agent is not running\n")
     r = lab.qm("guest", "exec", "100", "--", "true")
     assert (r.returncode, r.stderr) == (255, "QEMU guest agent is not running\n")
+    # without an agent, qm shutdown falls back to ACPI (system_powerdown) and still works
+    r = lab.qm("shutdown", "100", "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+    assert lab.qm("status", "100").stdout == "status: stopped\n"
 
 
 def test_qm_reboot_timeout_leaves_the_vm_running(pristine):
@@ -312,6 +318,10 @@ def test_guest_fault_knobs(pristine):
     r = lab.ssh("pbs-lab-datastore status; grep -c '^#lab-unavailable# /srv/datastore/store1' /etc/fstab",
                 check=False)
     assert r.stdout.split() == ["unavailable", "1"]
+    # maintenance mode shows in datastore list
+    lab.ssh("pbs-lab-datastore maintenance offline")
+    ds = json.loads(lab.ssh("proxmox-backup-manager datastore list --output-format json").stdout)
+    assert ds[0]["maintenance-mode"] == "type=offline"
     # a PBS daemon that fails to start
     lab.labctl("fault", "proxy-fails", "on")
     assert lab.ssh("systemctl is-active proxmox-backup-proxy.service", check=False).stdout.strip() != "active"
