@@ -256,6 +256,14 @@ def test_qm_reboot_timeout_leaves_the_vm_running(pristine):
 
 def test_qm_shutdown_stays_down_and_not_running_errors(pristine):
     lab = pristine
+    from pbslab.qmp import QMP
+    with QMP(C.QMP_SOCK) as m:
+        m.cmd("stop")
+    assert lab.qm("status", "100").stdout == "status: paused\n"
+    r = lab.qm("reboot", "100")
+    assert (r.returncode, r.stderr) == (255, "VM is paused - cannot shutdown\n")
+    with QMP(C.QMP_SOCK) as m:
+        m.cmd("cont")
     r = lab.qm("shutdown", "100", "--timeout", "60")
     assert r.returncode == 0, r.stderr
     time.sleep(1)
