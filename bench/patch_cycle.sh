@@ -38,7 +38,7 @@ python3 "$top/bench/ssh_prober.py" --port "$port" --key "$key" --out "$out/probe
 prober_pid=$!
 t0=$(date +%s.%N)
 PBS_PATCH_TASK_TIMES="$out/cycle-tasks.json" ansible-playbook -i lab/inventory.yml playbooks/patch_pbs.yml \
-  -e pbs_patch_min_root_free_gb=2 -e "pbs_patch_report_path=$out/report.json" >"$out/cycle.log" 2>&1 || { tail -40 "$out/cycle.log"; exit 1; }
+  -e "pbs_patch_report_path=$out/report.json" >"$out/cycle.log" 2>&1 || { tail -40 "$out/cycle.log"; exit 1; }
 t1=$(date +%s.%N)
 kill "$prober_pid" 2>/dev/null || true; prober_pid=""
 

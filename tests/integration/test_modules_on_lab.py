@@ -1,11 +1,10 @@
 """pbs_upgrade and pbs_health on the real lab guest (Debian 12 VM, real apt/dpkg/systemd), through the real
 `ansible` CLI with plugins/modules as the module path.
 
-Uses the lab fixtures of tests/lab/conftest.py (one VM per session, its own state dir and SSH port; the
+Uses the lab fixtures of tests/conftest.py (one VM per session, its own state dir and SSH port; the
 guest is reset to its pristine snapshot after each test). Run:
     .venv/bin/pytest tests/integration/test_modules_on_lab.py
 Build the modules first (cmake --preset release && cmake --build --preset release)."""
-import importlib.util
 import json
 import os
 import sys
@@ -17,12 +16,6 @@ _LAB_TESTS = Path(__file__).resolve().parents[1] / "lab"
 sys.path.insert(0, str(_LAB_TESTS))
 from labhelpers import LAB, ROOT, VENV_BIN, run  # noqa: E402
 
-# Re-export the lab's session fixture (imported under its own name: "conftest" is taken).
-_spec = importlib.util.spec_from_file_location("pbs_patch_lab_conftest", _LAB_TESTS / "conftest.py")
-_lab_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_lab_conftest)
-lab = _lab_conftest.lab
-pristine = _lab_conftest.pristine
 
 MODULES = ROOT / "plugins" / "modules"
 DPKG_FORMAT = r"${Package}\t${Architecture}\t${Version}\t${db:Status-Abbrev}\n"

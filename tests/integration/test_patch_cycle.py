@@ -7,11 +7,10 @@ Scenarios, each from the lab's pristine snapshot (`labctl reset`):
   * --check: dpkg state and boot id unchanged, the would-be upgrades listed, nothing sent;
   * a wrong VM name (wrong VMID) is refused before anything changes.
 Fast checks without the VM: a wrongly typed variable fails before any task, and the installed collection works.
-The VM is the session lab of tests/lab/conftest.py (one VM at a time on this machine).
+The VM is the session lab of tests/conftest.py (one VM at a time on this machine).
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -29,12 +28,6 @@ RECEIVER = REPO / "tests" / "support" / "webhook_receiver.py"
 PLAYBOOK = REPO / "playbooks" / "patch_pbs.yml"
 INVENTORY = REPO / "lab" / "inventory.yml"
 
-# The lab session fixture (and its environment: own state dir and SSH port), shared with tests/lab.
-_spec = importlib.util.spec_from_file_location("pbs_patch_lab_conftest", REPO / "tests" / "lab" / "conftest.py")
-_labconf = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _labconf
-_spec.loader.exec_module(_labconf)
-lab = _labconf.lab  # noqa: F811  (the session fixture itself: pytest picks it up under this name)
 
 NEW_VERSIONS = {"proxmox-backup-server": "3.2.5-1", "pbs-lab-conffile": "1.1-1", "pbs-lab-kernel": "1.1-1"}
 REPORT_FIELDS = {"status", "host", "kernel", "root_free_gb", "reboot_required", "services", "recent_tasks",
@@ -48,12 +41,10 @@ def _env():
                 ANSIBLE_FORCE_COLOR="0", ANSIBLE_DEPRECATION_WARNINGS="false")
 
 
-# The lab's 4 GiB disk has about 3 GiB free: the free-space gate is set to 2 GiB (default 5).
-LAB_VARS = ("-e", "pbs_patch_min_root_free_gb=2")
 
 
 def playbook(*args, timeout=1200, inventory=INVENTORY, cwd=REPO, target=PLAYBOOK):
-    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(target), *LAB_VARS, *map(str, args)]
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(target), *map(str, args)]
     p = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout + p.stderr
 

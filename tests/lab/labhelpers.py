@@ -1,4 +1,4 @@
-"""Helpers of the lab tests (imported by tests/lab/conftest.py and test modules; unique module name, so it
+"""Helpers of the lab tests (imported by tests/conftest.py and test modules; unique module name, so it
 cannot clash with another directory's conftest).
 
 The tests run their own lab instance (state dir lab/.state/pytest, SSH port 2223 unless the environment
