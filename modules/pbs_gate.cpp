@@ -50,8 +50,8 @@ std::string describe_process(int pid, const std::string& comm, const std::string
 }
 
 std::string describe_task(const TaskItem& t) {
-    return fmt::format("{} {} by {} since {} ({})", t.worker_type, t.worker_id.value_or("-"), t.user, t.starttime,
-                       t.upid);
+    return fmt::format("{} {} by {} since {} ({})", t.worker_type, t.worker_id.value_or("-"), t.user,
+                       utc_iso(t.starttime), t.upid);
 }
 
 // A gate outcome; `failed()` ends the run.

@@ -64,10 +64,12 @@ bool file_exists(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0;
 }
 
-std::string utc_now_iso() {
-    const std::time_t now = std::time(nullptr);
+std::string utc_now_iso() { return utc_iso(static_cast<long long>(std::time(nullptr))); }
+
+std::string utc_iso(long long epoch_seconds) {
+    const auto when = static_cast<std::time_t>(epoch_seconds);
     std::tm tm{};
-    ::gmtime_r(&now, &tm);
+    ::gmtime_r(&when, &tm);
     char buffer[32];
     std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return buffer;

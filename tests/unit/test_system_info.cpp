@@ -45,4 +45,6 @@ TEST_CASE("boot id, kernel release, uptime from the live system") {
     CHECK(read_uptime().has_value());
     CHECK_THROWS(read_boot_id("/nonexistent"));
     CHECK(utc_now_iso().size() == 20);
+    CHECK(utc_iso(0) == "1970-01-01T00:00:00Z");
+    CHECK(utc_iso(1764235800) == "2025-11-27T09:30:00Z");
 }

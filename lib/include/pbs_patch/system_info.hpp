@@ -26,7 +26,8 @@ std::string read_boot_id(const std::string& proc_root = "/proc");
 std::optional<double> read_uptime(const std::string& proc_root = "/proc");
 std::string kernel_release();
 bool file_exists(const std::string& path);
-// Now, as ISO 8601 UTC (`2026-11-27T09:30:00Z`), for reports.
+// A Unix time, and now, as ISO 8601 UTC (`2026-11-27T09:30:00Z`), for reports.
+std::string utc_iso(long long epoch_seconds);
 std::string utc_now_iso();
 
 }  // namespace pbs_patch
