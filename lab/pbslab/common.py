@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +31,15 @@ REBOOT_REQUEST = STATE / "reboot-request"   # like /run/qemu-server/<vmid>.reboo
 STOPPING = STATE / "stopping"               # labctl stop / qm stop: the supervisor must not restart
 FAULTS = STATE / "faults"
 CONF_DIR = STATE / "qemu-server"
+PVESH_DIR = STATE / "pvesh"                 # lab/bin/pvesh answers from here (vzdump jobs, storages)
+LEASE = STATE / "maintenance.lease"         # the maintenance lease of the lab's "PVE node" (lab/inventory.yml)
+
+
+def clear_pve_state():
+    """The PVE node's side of a pristine lab: no vzdump jobs or storages set by a test, no maintenance lease."""
+    shutil.rmtree(PVESH_DIR, ignore_errors=True)
+    for p in (LEASE, LEASE.with_name(LEASE.name + ".lock")):
+        p.unlink(missing_ok=True)
 LOG_SUP = STATE / "supervisor.log"
 LOG_QEMU = STATE / "qemu.log"
 CONSOLE = STATE / "console.log"
