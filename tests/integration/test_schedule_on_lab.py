@@ -114,6 +114,7 @@ def test_job_after_the_window_and_an_expired_lease_the_run_takes_over_patches_an
     assert rc == 0, out[-8000:]
     assert "took over an expired maintenance lease" in out and "pve_patch" in out
     assert "the 60-minute maintenance window" in out and "is free" in out, out[-6000:]
+    assert "Next job after the window: sync lab-later at" in out
     assert "Release the maintenance lease" in out
     assert not LEASE.exists(), "the lease was not released after a verified run"
     assert lab.boot_id() != boot0
