@@ -3,6 +3,8 @@
 // differences that matter for computing the next start are handled here, the rest is refused by systemd.
 #include "pbs_patch/calendar.hpp"
 
+#include "pbs_patch/civil_time.hpp"
+
 #include "pbs_patch/process.hpp"
 #include "pbs_patch/text.hpp"
 
@@ -159,15 +161,9 @@ std::optional<std::int64_t> parse_utc_datetime(std::string_view date, std::strin
     char tail = 0;
     const std::string dt = fmt::format("{} {}", date, time);
     if (std::sscanf(dt.c_str(), "%4d-%2d-%2d %2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &s, &tail) != 6) return std::nullopt;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
-    std::tm tm{};
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = s;
-    return static_cast<std::int64_t>(::timegm(&tm));
+    const CivilTime t{y, mo, d, h, mi, s};
+    if (!t.in_range()) return std::nullopt;
+    return utc_to_epoch(t);
 }
 
 std::vector<CalendarAnalysis> parse_systemd_calendar_output(std::string_view text) {

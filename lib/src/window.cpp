@@ -2,6 +2,8 @@
 // chooses the zone with TZ; absolute instants are UTC seconds throughout.
 #include "pbs_patch/window.hpp"
 
+#include "pbs_patch/civil_time.hpp"
+
 #include "pbs_patch/calendar.hpp"
 #include "pbs_patch/text.hpp"
 
@@ -16,18 +18,6 @@ namespace pbs_patch {
 namespace {
 
 using nlohmann::json;
-
-std::int64_t local_to_utc(int y, int mo, int d, int h, int mi, int s) {
-    std::tm tm{};
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = s;
-    tm.tm_isdst = -1;  // let the zone's rules decide
-    return static_cast<std::int64_t>(std::mktime(&tm));
-}
 
 std::tm local_tm(std::int64_t t) {
     const auto tt = static_cast<std::time_t>(t);
@@ -88,15 +78,8 @@ std::int64_t parse_iso8601(std::string_view text_in) {
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) {
         throw WindowError(fmt::format("'{}' is not a valid date-time", text));
     }
-    if (rest.empty()) return local_to_utc(y, mo, d, h, mi, s);
-    std::tm tm{};
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = s;
-    const auto as_utc = static_cast<std::int64_t>(::timegm(&tm));
+    if (rest.empty()) return local_to_epoch({y, mo, d, h, mi, s});
+    const auto as_utc = utc_to_epoch({y, mo, d, h, mi, s});
     if (rest == "Z" || rest == "z") return as_utc;
     int oh = 0, om = 0;
     const char sign = rest[0];
@@ -184,9 +167,9 @@ std::optional<std::pair<std::int64_t, std::int64_t>> Blackout::first_overlap(std
         const int weekday = (normalized.tm_wday + 6) % 7;  // Monday = 0
         if (!(days & (1U << static_cast<unsigned>(weekday)))) continue;
         const int y = normalized.tm_year + 1900, mo = normalized.tm_mon + 1, d = normalized.tm_mday;
-        const std::int64_t s = local_to_utc(y, mo, d, start_min / 60, start_min % 60, 0);
+        const std::int64_t s = local_to_epoch({y, mo, d, start_min / 60, start_min % 60, 0});
         const int end_day = end_min <= start_min ? d + 1 : d;
-        const std::int64_t e = local_to_utc(y, mo, end_day, end_min / 60, end_min % 60, 0);
+        const std::int64_t e = local_to_epoch({y, mo, end_day, end_min / 60, end_min % 60, 0});
         if (s < to && e > from) return std::make_pair(s, e);
     }
     return std::nullopt;
