@@ -9,6 +9,9 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <climits>
 
 namespace pbs_patch {
 
@@ -42,6 +45,12 @@ ProcessInfo read_process(const std::string& proc_root, int pid) {
 }
 
 }  // namespace
+
+std::string root_of(const std::string& proc_root, const std::string& pid) {
+    char target[PATH_MAX];
+    const auto n = ::readlink((proc_root + "/" + pid + "/root").c_str(), target, sizeof target);
+    return n <= 0 ? std::string{} : std::string(target, static_cast<std::size_t>(n));
+}
 
 json ProcessInfo::to_json() const { return json{{"pid", pid}, {"comm", comm}, {"cmdline", cmdline}}; }
 
@@ -85,8 +94,13 @@ std::vector<ProcessInfo> list_processes(const std::string& proc_root) {
 
 std::vector<ProcessInfo> find_package_manager_processes(const std::string& proc_root, int exclude_pid) {
     std::vector<ProcessInfo> out;
+    const std::string own_root = root_of(proc_root, "self");
     for (auto& p : list_processes(proc_root)) {
-        if (p.pid != exclude_pid && is_package_manager_process(p)) out.push_back(std::move(p));
+        if (p.pid == exclude_pid || !is_package_manager_process(p)) continue;
+        // A dpkg in a chroot or a container works on another package database; unknown roots still count.
+        const std::string root = root_of(proc_root, std::to_string(p.pid));
+        if (!own_root.empty() && !root.empty() && root != own_root) continue;
+        out.push_back(std::move(p));
     }
     return out;
 }

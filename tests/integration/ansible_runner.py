@@ -20,27 +20,36 @@ class PlaybookRun:
     result: dict
 
 
-def run_module_play(tmp_path: Path, module: str, args: dict, *, check: bool = False,
-                    env: dict | None = None, timeout: int = 300) -> PlaybookRun:
-    """Runs one task of `module` with `args` through ansible-playbook; returns the registered result."""
+def run_module_play(tmp_path: Path, module: str, args: dict, *, check: bool = False, diff: bool = False,
+                    env: dict | None = None, timeout: int = 300, host: str = "localhost",
+                    inventory: Path | None = None) -> PlaybookRun:
+    """Runs one task of `module` with `args` through ansible-playbook; returns the registered result.
+
+    By default on localhost (local connection); with `inventory`, on `host` from it (e.g. the lab's pbs).
+    """
     out_file = tmp_path / f"{module}-result.json"
     play = [{
         "name": f"Run {module}",
-        "hosts": "localhost",
+        "hosts": host,
         "gather_facts": False,
         "tasks": [
             {"name": f"Call {module}", module: args, "register": "__result",
              "ignore_errors": True, "environment": env or {}},
             {"name": "Save the result", "ansible.builtin.copy": {
                 "content": "{{ __result | to_json }}", "dest": str(out_file), "mode": "0600"},
-             "check_mode": False},
+             "check_mode": False, "delegate_to": "localhost"},
         ],
     }]
     playbook = tmp_path / f"{module}-play.yml"
     playbook.write_text(json.dumps(play, indent=2))  # JSON is YAML
-    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
+    if inventory is None:
+        cmd = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
+    else:
+        cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)]
     if check:
         cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
     proc_env = dict(os.environ)
     proc_env.update({
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",

@@ -98,7 +98,8 @@ def test_all_gates_pass_and_report_facts(tmp_path, pbs):
 
 def test_survey_strings_are_cast(tmp_path, pbs):
     args = dict(pbs["args"], min_root_free_gb="1", apt_wait_timeout="3", repair_dpkg="yes")
-    assert gate(tmp_path, args).result["failed"] is False
+    r = gate(tmp_path, args).result
+    assert r["failed"] is False, r["msg"]
 
 
 def test_running_backup_fails_naming_it(tmp_path, pbs):
@@ -117,7 +118,8 @@ def test_finished_tasks_do_not_block(tmp_path, pbs):
     import json
     finished = [t for t in json.loads((FIXTURES / "task_list_all.json").read_text()) if "endtime" in t]
     pbs["tasks"].write_text(json.dumps(finished))
-    assert gate(tmp_path, pbs["args"]).result["failed"] is False
+    r = gate(tmp_path, pbs["args"]).result
+    assert r["failed"] is False, r["msg"]
 
 
 def test_api_down_falls_back_to_active_file_and_finds_the_running_task(tmp_path, pbs):
@@ -161,7 +163,7 @@ def test_low_space_fails_and_is_skipped_only_in_check_mode(tmp_path, pbs):
     assert r["failed_check"] == "root_free_space"
     assert "below the 1000000 GiB minimum" in r["msg"]
     r = gate(tmp_path, args, check=True).result
-    assert r["failed"] is False
+    assert r["failed"] is False, r["msg"]
     assert r["checks"]["root_free_space"]["status"] == "skipped"
     assert "check mode" in r["checks"]["root_free_space"]["detail"]
 

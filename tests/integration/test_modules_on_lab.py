@@ -1,44 +1,36 @@
 """pbs_upgrade and pbs_health on the real lab guest (Debian 12 VM, real apt/dpkg/systemd), through the real
-`ansible` CLI with plugins/modules as the module path.
+`ansible-playbook` with plugins/modules as the module path.
 
 Uses the lab fixtures of tests/conftest.py (one VM per session, its own state dir and SSH port; the
 guest is reset to its pristine snapshot after each test). Run:
     .venv/bin/pytest tests/integration/test_modules_on_lab.py
 Build the modules first (cmake --preset release && cmake --build --preset release)."""
-import json
-import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 _LAB_TESTS = Path(__file__).resolve().parents[1] / "lab"
 sys.path.insert(0, str(_LAB_TESTS))
-from labhelpers import LAB, ROOT, VENV_BIN, run  # noqa: E402
+from labhelpers import LAB, ROOT  # noqa: E402
+
+from ansible_runner import run_module_play  # noqa: E402
 
 
 MODULES = ROOT / "plugins" / "modules"
 DPKG_FORMAT = r"${Package}\t${Architecture}\t${Version}\t${db:Status-Abbrev}\n"
 
-pytestmark = pytest.mark.skipif(not (MODULES / "pbs_upgrade").exists() or not (MODULES / "pbs_health").exists(),
-                                reason="module binaries not built (cmake --build --preset release)")
+pytestmark = [pytest.mark.lab,
+              pytest.mark.skipif(not (MODULES / "pbs_upgrade").exists() or not (MODULES / "pbs_health").exists(),
+                                 reason="module binaries not built (cmake --build --preset release)")]
 
 
 def ansible_module(name, args, check=False, diff=False, timeout=2400):
-    argv = [VENV_BIN / "ansible", "pbs", "-i", LAB / "inventory.yml", "-M", MODULES, "-m", name,
-            "-a", json.dumps(args)]
-    if check:
-        argv.append("--check")
-    if diff:
-        argv.append("--diff")
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_HOST_KEY_CHECKING="False")
-    r = run(argv, timeout=timeout, check=False, env=env, cwd=ROOT)
-    try:
-        out = json.loads(r.stdout)
-    except json.JSONDecodeError:
-        raise AssertionError("ansible printed no JSON (rc %d)\n%s\n%s" % (r.returncode, r.stdout, r.stderr))
-    return out["plays"][0]["tasks"][0]["hosts"]["pbs"]
+    """One task of module `name` on the lab's pbs through the real ansible-playbook; its registered result."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return run_module_play(Path(tmp), name, args, check=check, diff=diff, timeout=timeout, host="pbs",
+                               inventory=LAB / "inventory.yml").result
 
 
 def dpkg_state(lab):

@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <filesystem>
+#include <fstream>
+#include <vector>
 #include <unistd.h>
 
 using namespace pbs_patch;
@@ -91,4 +93,29 @@ TEST_CASE("process scan sees this test process, and excludes what it is told to"
     CHECK(found);
     for (const auto& p : find_package_manager_processes("/proc", ::getpid())) CHECK(p.pid != ::getpid());
     CHECK(list_processes("/nonexistent").empty());
+}
+
+TEST_CASE("package managers in another root (chroot, container) are not the host's") {
+    // A procfs tree of our own: self and a host dpkg in "/", a chroot dpkg and apt-get elsewhere.
+    const auto proc = std::filesystem::temp_directory_path() / ("pbs_patch_proc_roots_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(proc);
+    auto make = [&](const std::string& pid, const std::string& comm, const std::string& root) {
+        std::filesystem::create_directories(proc / pid);
+        std::ofstream(proc / pid / "comm") << comm << "\n";
+        std::ofstream(proc / pid / "cmdline") << comm;
+        if (!root.empty()) std::filesystem::create_symlink(root, proc / pid / "root");
+    };
+    std::filesystem::create_directories(proc / "self");
+    std::filesystem::create_symlink("/", proc / "self" / "root");
+    make("100", "dpkg", "/");
+    make("200", "dpkg", "/var/cache/pbs-patch-lab/stage1/rootfs");
+    make("300", "apt-get", "/var/lib/lxc/ct1/rootfs");
+    make("400", "dpkg", "");  // root unreadable: counted, to be safe
+    const auto found = find_package_manager_processes(proc.string(), -1);
+    std::vector<int> pids;
+    for (const auto& p : found) pids.push_back(p.pid);
+    CHECK(pids == std::vector<int>{100, 400});
+    CHECK(root_of(proc.string(), "200") == "/var/cache/pbs-patch-lab/stage1/rootfs");
+    CHECK(root_of("/proc", "self") == "/");
+    std::filesystem::remove_all(proc);
 }

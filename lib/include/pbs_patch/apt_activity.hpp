@@ -22,7 +22,12 @@ bool is_package_manager_process(const ProcessInfo& process);
 
 // Reads /proc/<pid>/{comm,cmdline}; processes that vanish while reading are skipped.
 std::vector<ProcessInfo> list_processes(const std::string& proc_root);
+// Only processes that share our root directory: a dpkg in a chroot or a container (another package
+// database) is neither waited for nor reported.
 std::vector<ProcessInfo> find_package_manager_processes(const std::string& proc_root, int exclude_pid);
+
+// Where /proc/<pid>/root points (`pid` may be "self"); empty when it cannot be read.
+std::string root_of(const std::string& proc_root, const std::string& pid);
 
 struct LockEntry {
     std::string kind;    // POSIX, FLOCK, OFDLCK, LEASE
