@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -63,3 +64,10 @@ def test_ansible_doc_renders_the_sidecar(sidecar):
     assert proc.returncode == 0, proc.stderr
     assert f"MODULE {sidecar.stem}" in proc.stdout
     assert "EXAMPLES" in proc.stdout
+    # By its fully qualified name, from the checkout (ansible.cfg resolves cfolino.pbs).
+    from ansible_runner import REPO
+    proc = subprocess.run([str(VENV_BIN / "ansible-doc"), f"cfolino.pbs.{sidecar.stem}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": f"{VENV_BIN}:/usr/bin:/bin", "ANSIBLE_NOCOLOR": "1", "HOME": os.environ.get("HOME", "/root")})
+    assert proc.returncode == 0, proc.stderr
+    assert f"MODULE cfolino.pbs.{sidecar.stem}" in proc.stdout
