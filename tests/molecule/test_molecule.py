@@ -24,14 +24,13 @@ def test_every_scenario_is_collected():
 
 @pytest.mark.lab
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_molecule_scenario(lab, scenario, record_property):
+def test_molecule_scenario(lab, scenario):
     env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
                PBS_PATCH_MOLECULE_KEEP_LAB="1", ANSIBLE_NOCOLOR="1", NO_COLOR="1", PY_COLORS="0")
     started = time.monotonic()
     proc = subprocess.run([str(VENV_BIN / "molecule"), "test", "-s", scenario], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
     elapsed = time.monotonic() - started
-    record_property("seconds", round(elapsed, 1))
     print(f"molecule scenario {scenario}: {elapsed:.1f} s")
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"molecule test -s {scenario} failed (rc {proc.returncode}):\n{output[-12000:]}"
