@@ -1,4 +1,5 @@
 // Parameter validation: every type, bad values, unknown keys, Ansible's truthy strings.
+#include "param_error.hpp"
 #include "pbs_patch/params.hpp"
 
 #include <doctest/doctest.h>
@@ -20,14 +21,7 @@ const ParamSpecs kSpec = {
     {.name = "token", .type = ParamType::Str, .no_log = true},
 };
 
-std::string error_of(const json& raw) {
-    try {
-        validate_params(raw, kSpec);
-    } catch (const ParamError& e) {
-        return e.what();
-    }
-    return "";
-}
+std::string error_of(const json& raw) { return param_error(raw, kSpec); }
 
 }  // namespace
 

@@ -1,4 +1,5 @@
 // Dict parameters and lists of dicts (ParamType::Dict, ParamSpec::elements), and their spec_to_json.
+#include "param_error.hpp"
 #include "pbs_patch/params.hpp"
 
 #include <doctest/doctest.h>
@@ -16,14 +17,7 @@ const ParamSpecs kSpec = {
     {.name = "names", .type = ParamType::List, .default_value = json::array()},
 };
 
-std::string error_of(const json& raw) {
-    try {
-        validate_params(raw, kSpec);
-    } catch (const ParamError& e) {
-        return e.what();
-    }
-    return "";
-}
+std::string error_of(const json& raw) { return param_error(raw, kSpec); }
 
 }  // namespace
 
