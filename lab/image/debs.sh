@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Builds the lab's Debian packages with dpkg-deb into OUTDIR:
 #   OUTDIR/base/            versions installed in the image
-#   OUTDIR/main/            pending upgrades (the guest's default APT source)
+#   OUTDIR/debian/          pending upgrades from "Debian" (the guest's Debian source: pbs-lab-conffile)
+#   OUTDIR/proxmox/         pending upgrades from "Proxmox" (pbs-no-subscription: proxmox-backup-server, pbs-lab-kernel)
 #   OUTDIR/fault-hang/      pbs-lab-hang 1.1-1, postinst hangs forever    (fault knob, not a source by default)
 #   OUTDIR/fault-failonce/  pbs-lab-failonce 1.1-1, postinst fails once   (fault knob, not a source by default)
+# Usage: debs.sh OUTDIR PBS_INSTALLED PBS_PENDING UNIT_DIR   (from the guest profile, lab/image/guests/)
 set -euo pipefail
-out=${1:?usage: debs.sh OUTDIR}
+out=${1:?usage: debs.sh OUTDIR PBS_INSTALLED PBS_PENDING UNIT_DIR}
+pbs_installed=${2:?} pbs_pending=${3:?} unit_dir=${4:?}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$out"/{base,main,fault-hang,fault-failonce}
+mkdir -p "$out"/{base,debian,proxmox,fault-hang,fault-failonce}
 export SOURCE_DATE_EPOCH=1700000000
 
 # control_file DIR PACKAGE VERSION ARCH DEPENDS DESCRIPTION
@@ -42,12 +45,12 @@ build() { # build DIR DESTDIR
 # --- proxmox-backup-server ----------------------------------------------------------------------------
 pbs() { # pbs VERSION DEST
   local d="$work/pbs-$1" lib=usr/lib/x86_64-linux-gnu/proxmox-backup
-  mkdir -p "$d/$lib" "$d/usr/sbin" "$d/lib/systemd/system" "$d/usr/share/doc/proxmox-backup-server"
+  mkdir -p "$d/$lib" "$d/usr/sbin" "$d$unit_dir" "$d/usr/share/doc/proxmox-backup-server"
   sed "s/@PKG_VERSION@/$1/" "$here/pbs/pbs_lab_common.py" > "$d/$lib/pbs_lab_common.py"
   install -m 755 "$here/pbs/pbs_lab_daemon.py" "$d/$lib/proxmox-backup-api"
   install -m 755 "$here/pbs/pbs_lab_daemon.py" "$d/$lib/proxmox-backup-proxy"
   install -m 755 "$here/pbs/proxmox-backup-manager" "$d/usr/sbin/proxmox-backup-manager"
-  install -m 644 "$here"/pbs/units/* "$d/lib/systemd/system/"
+  install -m 644 "$here"/pbs/units/* "$d$unit_dir/"
   control "$d" proxmox-backup-server "$1" amd64 "python3, openssl" \
     "Proxmox Backup Server daemon with tools and GUI (lab stand-in)"
   script "$d" postinst <<'PI'
@@ -84,8 +87,8 @@ exit 0
 PR
   build "$d" "$2"
 }
-pbs 3.2.4-1 "$out/base"
-pbs 3.2.5-1 "$out/main"
+pbs "$pbs_installed" "$out/base"
+pbs "$pbs_pending" "$out/proxmox"
 
 # --- pbs-lab-conffile: a conffile the image modifies locally; 1.1-1 ships a new default ---------------
 conffile() { # VERSION SETTING DEST
@@ -97,7 +100,7 @@ conffile() { # VERSION SETTING DEST
   build "$d" "$3"
 }
 conffile 1.0-1 1 "$out/base"
-conffile 1.1-1 2 "$out/main"
+conffile 1.1-1 2 "$out/debian"
 
 # --- pbs-lab-kernel: kernel-like, its postinst asks for a reboot (no kernel is really installed) -----
 kernel() { # VERSION DEST
@@ -115,7 +118,7 @@ PI
   build "$d" "$2"
 }
 kernel 1.0-1 "$out/base"
-kernel 1.1-1 "$out/main"
+kernel 1.1-1 "$out/proxmox"
 
 # --- fault packages --------------------------------------------------------------------------------
 simple() { # NAME VERSION DEST DESCRIPTION  (postinst body on stdin, may be empty)

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Stage 1 of the lab image: a Debian 12 rootfs from Debian's archive (debootstrap), cached as a directory
-# under the lab cache, keyed by a hash of this file. Usage: stage1.sh OUTDIR   (OUTDIR must not exist yet)
+# Stage 1 of the lab image: a Debian rootfs of SUITE (bookworm, trixie) from Debian's archive (debootstrap),
+# cached as a directory under the lab cache, keyed by a hash of this file and the suite.
+# Usage: stage1.sh OUTDIR SUITE   (OUTDIR must not exist yet)
 set -euo pipefail
-out=${1:?usage: stage1.sh OUTDIR}
-suite=bookworm
+out=${1:?usage: stage1.sh OUTDIR SUITE}
+suite=${2:?usage: stage1.sh OUTDIR SUITE}
 mirror=${PBS_PATCH_LAB_MIRROR:-http://deb.debian.org/debian}
-include=systemd-sysv,udev,dbus,openssh-server,openssh-sftp-server,qemu-guest-agent,linux-image-cloud-amd64,initramfs-tools,iproute2,python3,python3-apt,sudo,procps,psmisc,lsof,ca-certificates,apt-utils
+# The same package names exist in bookworm and trixie. util-linux-extra has hwclock, which the guest agent's
+# guest-set-time runs (trixie's minbase lacks it). trixie's minbase no longer has e2fsprogs: not needed, the
+# image is made on the host with mkfs.ext4 -d and the root filesystem is mounted rw by the kernel.
+include=systemd-sysv,udev,dbus,openssh-server,openssh-sftp-server,qemu-guest-agent,util-linux-extra,linux-image-cloud-amd64,initramfs-tools,iproute2,python3,python3-apt,sudo,procps,psmisc,lsof,ca-certificates,apt-utils
 tmp="$out.tmp.$$"
 rm -rf "$tmp"
 trap 'rm -rf "$tmp"' EXIT

@@ -33,6 +33,7 @@ FAULTS = STATE / "faults"
 CONF_DIR = STATE / "qemu-server"
 PVESH_DIR = STATE / "pvesh"                 # lab/bin/pvesh answers from here (vzdump jobs, storages)
 LEASE = STATE / "maintenance.lease"         # the maintenance lease of the lab's "PVE node" (lab/inventory.yml)
+GUEST_INFO = STATE / "guest.json"           # what the disk's guest is (a copy of its image's guest.json)
 
 
 def clear_pve_state():
@@ -96,22 +97,80 @@ def supervisor_pid():
     return pid if proc_is_ours(pid, "supervisor.py") else None
 
 
-def recipe_files():
+# --- guests: one image recipe, one profile per guest (lab/image/guests/<guest>.conf) ---------------------
+GUESTS_DIR = IMAGE_RECIPE / "guests"
+DEFAULT_GUEST = "debian13"
+
+
+def guests():
+    """Names of the guests the recipe can build, the default first (debian13, debian12)."""
+    names = sorted((p.stem for p in GUESTS_DIR.glob("*.conf")), reverse=True)
+    return sorted(names, key=lambda n: n != DEFAULT_GUEST)
+
+
+def guest_profile(name):
+    """The profile's key=value lines (the image scripts source the same file)."""
+    path = GUESTS_DIR / ("%s.conf" % name)
+    if name not in guests():
+        raise LabError("unknown guest '%s' (known: %s)" % (name, ", ".join(guests())))
+    prof = {}
+    for line in path.read_text().splitlines():
+        key, eq, value = line.partition("=")
+        if eq and not line.startswith("#"):
+            prof[key.strip()] = value.strip()
+    return prof
+
+
+def explicit_guest():
+    """The guest asked for (labctl --guest, or PBS_PATCH_LAB_GUEST), or None."""
+    name = os.environ.get("PBS_PATCH_LAB_GUEST") or None
+    if name is not None:
+        guest_profile(name)  # validates
+    return name
+
+
+def disk_guest():
+    """The guest of this lab instance's disk, or None when it has none (or one made before guests existed)."""
+    return read_json(OVERLAY_META, {}).get("guest") if OVERLAY.exists() else None
+
+
+def guest():
+    """The guest this lab instance works with: the one asked for, else the one its disk has, else the default.
+    So `labctl --guest debian12 start` followed by `labctl reset` stays on debian12."""
+    return explicit_guest() or disk_guest() or DEFAULT_GUEST
+
+
+def guest_info():
+    """What the instance's guest is (guest.json, written by labctl build from what the image build recorded):
+    Debian and tool versions, the PBS stand-in's installed and pending versions, every pending upgrade."""
+    return read_json(GUEST_INFO) or read_json(image_dir() / "guest.json") or {}
+
+
+def recipe_files(name=None):
+    """The files an image depends on: the whole recipe except other guests' profiles."""
+    name = name or guest()
     files = []
     for p in sorted(IMAGE_RECIPE.rglob("*")):
-        if p.is_file() and "__pycache__" not in p.parts:
-            files.append(p)
+        if not p.is_file() or "__pycache__" in p.parts:
+            continue
+        if p.parent == GUESTS_DIR and p.name != "%s.conf" % name:
+            continue
+        files.append(p)
     return files
 
 
-def stage1_hash():
-    return hashlib.sha256((IMAGE_RECIPE / "stage1.sh").read_bytes()).hexdigest()[:16]
+def stage1_name(name=None):
+    """Cache dir of the debootstrap tree: per suite, keyed by stage1.sh (two guests of one suite share it)."""
+    suite = guest_profile(name or guest())["suite"]
+    h = hashlib.sha256((IMAGE_RECIPE / "stage1.sh").read_bytes() + b"\0" + suite.encode()).hexdigest()[:16]
+    return "stage1-%s-%s" % (suite, h)
 
 
-def image_hash():
-    """Key of the base image: every recipe file (names and contents) plus the lab's public key."""
-    h = hashlib.sha256()
-    for p in recipe_files():
+def image_hash(name=None):
+    """Key of a guest's base image: the recipe files it depends on (names and contents) plus the lab's public key."""
+    name = name or guest()
+    h = hashlib.sha256(name.encode() + b"\0")
+    for p in recipe_files(name):
         h.update(str(p.relative_to(IMAGE_RECIPE)).encode() + b"\0")
         h.update(p.read_bytes() + b"\0")
     pub = Path(str(SSH_KEY) + ".pub")
@@ -120,8 +179,10 @@ def image_hash():
     return h.hexdigest()[:16]
 
 
-def image_dir(h=None):
-    return CACHE / ("image-" + (h or image_hash()))
+def image_dir(h=None, name=None):
+    """image-<guest>-<hash> in the cache: each guest has its own image, so both live in one cache."""
+    name = name or guest()
+    return CACHE / ("image-%s-%s" % (name, h or image_hash(name)))
 
 
 def faults():
@@ -191,7 +252,11 @@ def wait_ssh(timeout=120, alive=None):
     while time.monotonic() < deadline:
         if alive is not None and not alive():
             raise LabError("the VM stopped while waiting for SSH (see %s)" % CONSOLE)
-        if ssh_banner() and ssh_login_ok():
+        # A generous banner wait: while sshd is down the guest refuses at once (user networking then closes the
+        # port), so a long wait costs nothing; once sshd listens but is slow (sshd-session is exec'd per connection
+        # under emulation), a short wait would abandon connections that sshd still serves, one after the other,
+        # and the pile of abandoned ones would keep it busy (seen with OpenSSH 10 on Debian 13).
+        if ssh_banner(timeout=min(15.0, max(1.0, deadline - time.monotonic()))) and ssh_login_ok():
             return True
         time.sleep(0.3)
     raise LabError("no SSH login on 127.0.0.1:%d within %ds (see %s)" % (SSH_PORT, timeout, CONSOLE))
