@@ -183,7 +183,8 @@ std::vector<CalendarAnalysis> parse_systemd_calendar_output(std::string_view tex
             out.push_back(CalendarAnalysis{value, "", {}});
         } else if (key == "Normalized form") {
             current(line).normalized = value;
-        } else if (key == "Next elapse" || starts_with(key, "Iter. #")) {
+        } else if (key == "Next elapse" || starts_with(key, "Iter. #") || starts_with(key, "Iteration #")) {
+            // "Iter. #2" up to systemd 252 (Debian 12), "Iteration #2" in systemd 257 (Debian 13)
             auto& a = current(line);
             if (value == "never") continue;
             a.elapses.push_back(parse_elapse_value(value, line));
