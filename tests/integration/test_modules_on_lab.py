@@ -1,5 +1,6 @@
-"""pbs_upgrade and pbs_health on the real lab guest (Debian 12 VM, real apt/dpkg/systemd), through the real
-`ansible-playbook` with plugins/modules as the module path.
+"""pbs_upgrade and pbs_health on the real lab guest (a Debian VM, real apt/dpkg/systemd), through the real
+`ansible-playbook` with plugins/modules as the module path. The same binaries on every guest: Debian 13 (apt 3.0,
+systemd 257, PBS 4 stand-in) and Debian 12 (apt 2.6, systemd 252, PBS 3 stand-in).
 
 Uses the lab fixtures of tests/conftest.py (one VM per session, its own state dir and SSH port; the
 guest is reset to its pristine snapshot after each test). Run:
@@ -13,7 +14,7 @@ import pytest
 
 _LAB_TESTS = Path(__file__).resolve().parents[1] / "lab"
 sys.path.insert(0, str(_LAB_TESTS))
-from labhelpers import LAB, ROOT  # noqa: E402
+from labhelpers import LAB, ROOT, C  # noqa: E402
 
 from ansible_runner import run_module_play  # noqa: E402
 
@@ -50,10 +51,14 @@ def dpkg_diff(before, after):
     return sorted(changes)
 
 
+EVERY_GUEST = pytest.mark.guests(*C.guests())
+
+
 def reported(result):
     return sorted((p["name"], p["from"], p["to"]) for p in result["packages"])
 
 
+@EVERY_GUEST
 def test_upgrade_check_mode_changes_nothing(pristine):
     before = dpkg_state(pristine)
     r = ansible_module("pbs_upgrade", {}, check=True, diff=True)
@@ -65,6 +70,7 @@ def test_upgrade_check_mode_changes_nothing(pristine):
     assert dpkg_state(pristine) == before
 
 
+@EVERY_GUEST
 def test_upgrade_reports_exactly_what_dpkg_changed_then_nothing(pristine):
     before = dpkg_state(pristine)
     plan = ansible_module("pbs_upgrade", {}, check=True)
@@ -83,6 +89,7 @@ def test_upgrade_reports_exactly_what_dpkg_changed_then_nothing(pristine):
     assert dpkg_state(pristine) == after
 
 
+@EVERY_GUEST
 def test_health_passes_on_the_pristine_guest(pristine):
     boot_id = pristine.boot_id()
     r = ansible_module("pbs_health", {"expect_boot_id_not": "00000000-0000-0000-0000-000000000000"}, check=True)
@@ -91,6 +98,8 @@ def test_health_passes_on_the_pristine_guest(pristine):
     assert r["health_summary"]["healthy"] is True, r
     assert r["boot_id"] == boot_id
     assert [s["id"] for s in r["services"]] == ["proxmox-backup.service", "proxmox-backup-proxy.service"]
+    assert r["pbs_version"] == {"installed": pristine.profile["pbs_installed"], "candidate": pristine.profile["pbs_pending"],
+                                "running": pristine.info["pbs"]["running"]}, r["pbs_version"]
     r = ansible_module("pbs_health", {"expect_boot_id_not": boot_id})
     assert r["failed"] is True and "did not go through a reboot" in r["msg"], r
 

@@ -7,7 +7,9 @@ Scenarios, each from the lab's pristine snapshot (`labctl reset`):
   * --check: dpkg state and boot id unchanged, the would-be upgrades listed, nothing sent;
   * a wrong VM name (wrong VMID) is refused before anything changes.
 Fast checks without the VM: a wrongly typed variable fails before any task, and the installed collection works.
-The VM is the session lab of tests/conftest.py (one VM at a time on this machine).
+The VM is the session lab of tests/conftest.py (one VM at a time on this machine). The real run and the --check run
+go on every lab guest (Debian 13 with PBS 4, Debian 12 with PBS 3), with the same module binaries; the expected
+versions are the guest's own (labctl guest), never hardcoded.
 """
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
+from labhelpers import C  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
 RECEIVER = REPO / "tests" / "support" / "webhook_receiver.py"
@@ -29,7 +34,7 @@ PLAYBOOK = REPO / "playbooks" / "patch_pbs.yml"
 INVENTORY = REPO / "lab" / "inventory.yml"
 
 
-NEW_VERSIONS = {"proxmox-backup-server": "3.2.5-1", "pbs-lab-conffile": "1.1-1", "pbs-lab-kernel": "1.1-1"}
+EVERY_GUEST = pytest.mark.guests(*C.guests())
 REPORT_FIELDS = {"status", "host", "kernel", "root_free_gb", "reboot_required", "services", "recent_tasks",
                  "health_summary", "packages_changed", "timings", "boot_id_before", "boot_id_after", "guest_agent"}
 TIMING_FIELDS = {"gate_s", "upgrade_s", "downtime_s", "shutdown_s", "boot_to_ssh_s", "login_s", "verify_s", "total_s"}
@@ -93,8 +98,14 @@ def dpkg_state(lab):
     return lab.ssh("dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' | sort").stdout
 
 
+def new_versions(lab):
+    """{package: version} the pending upgrades of the lab's guest end at (pbs-lab-conffile, pbs-lab-kernel, the
+    PBS stand-in: 3.2.5-1 on Debian 12, 4.1.0-1 on Debian 13)."""
+    return {name: v["to"] for name, v in lab.info["pending_upgrades"].items()}
+
+
 def versions(lab):
-    out = lab.ssh("dpkg-query -W -f '${Package} ${Version}\\n' " + " ".join(NEW_VERSIONS)).stdout
+    out = lab.ssh("dpkg-query -W -f '${Package} ${Version}\\n' " + " ".join(new_versions(lab))).stdout
     return dict(line.split() for line in out.splitlines() if line.strip())
 
 
@@ -131,10 +142,14 @@ def test_installed_collection_resolves_role_and_modules(tmp_path):
 
 # --- on the lab VM --------------------------------------------------------------------------------------
 @pytest.mark.lab
+@EVERY_GUEST
 def test_patch_cycle_then_second_run(lab, receiver, tmp_path):
     lab.reset()
+    expected = new_versions(lab)
+    assert set(expected) == {"proxmox-backup-server", "pbs-lab-conffile", "pbs-lab-kernel"}, expected
+    assert expected["proxmox-backup-server"] == lab.profile["pbs_pending"]
     before = versions(lab)
-    assert before != NEW_VERSIONS, "the pristine guest should have upgrades pending: %s" % before
+    assert before != expected, "the pristine guest should have upgrades pending: %s" % before
     boot0 = lab.boot_id()
 
     report = tmp_path / "report.json"
@@ -143,7 +158,7 @@ def test_patch_cycle_then_second_run(lab, receiver, tmp_path):
     assert SECRET not in out, "a secret was shown in the output"
 
     # the guest: new versions, local conffile kept, rebooted, services active and enabled
-    assert versions(lab) == NEW_VERSIONS
+    assert versions(lab) == expected
     conf = lab.ssh("cat /etc/pbs-lab/lab.conf").stdout
     assert "setting = local" in conf and "package default 1.1-1" not in conf, conf
     assert lab.ssh("test -e /etc/pbs-lab/lab.conf.dpkg-dist && echo yes", check=False).stdout.strip() == "yes"
@@ -159,7 +174,7 @@ def test_patch_cycle_then_second_run(lab, receiver, tmp_path):
     assert REPORT_FIELDS <= set(r), REPORT_FIELDS - set(r)
     assert TIMING_FIELDS <= set(r["timings"]) and all(r["timings"][k] is not None for k in TIMING_FIELDS)
     assert r["boot_id_before"] == boot0 and r["boot_id_after"] == boot1
-    assert {p["name"] for p in r["packages_changed"]} >= set(NEW_VERSIONS)
+    assert {p["name"] for p in r["packages_changed"]} >= set(expected)
     assert r["reboot_required"] is True  # pbs-lab-kernel's postinst asks for it
     assert r["health_summary"]["healthy"] is True
     assert isinstance(r["recent_tasks"], list)
@@ -172,7 +187,7 @@ def test_patch_cycle_then_second_run(lab, receiver, tmp_path):
     body = hook["body"]
     assert REPORT_FIELDS <= set(body), REPORT_FIELDS - set(body)
     assert body["status"] == "patched" and body["kernel"] and body["root_free_gb"] is not None
-    assert {p["name"] for p in body["packages_changed"]} >= set(NEW_VERSIONS)
+    assert {p["name"] for p in body["packages_changed"]} >= set(expected)
     assert {"gate_s", "upgrade_s", "downtime_s"} <= set(body["timings"])
     ntfy = posts["/ntfy"]
     assert ntfy["headers"].get("Authorization") == "Bearer " + SECRET
@@ -196,10 +211,11 @@ def test_patch_cycle_then_second_run(lab, receiver, tmp_path):
     assert re.search(r"Upgrade \| Run the bounded dist-upgrade\] \*+\nok: \[pbs\]", out), "pbs_upgrade reported a change"
     boot2 = lab.boot_id()
     assert boot2 != boot1 and r2["boot_id_after"] == boot2
-    assert versions(lab) == NEW_VERSIONS
+    assert versions(lab) == expected
 
 
 @pytest.mark.lab
+@EVERY_GUEST
 def test_check_mode_changes_nothing_and_lists_upgrades(lab, receiver, tmp_path):
     lab.reset()
     lab.labctl("fault", "agent-unconfigured", "on")  # the guest agent's absence is reported, never fatal
@@ -213,7 +229,7 @@ def test_check_mode_changes_nothing_and_lists_upgrades(lab, receiver, tmp_path):
     assert "would run" in out and "reboot 100" in out
     r = json.loads(report.read_text())
     assert r["status"] == "check_mode" and r["rebooted"] is False
-    assert {p["name"] for p in r["packages_would_change"]} >= set(NEW_VERSIONS)
+    assert {p["name"] for p in r["packages_would_change"]} >= set(new_versions(lab))
     assert r["guest_agent"]["available"] is False and "No QEMU guest agent configured" in r["guest_agent"]["error"]
     assert "Guest agent: not available" in out
     assert receiver.posts() == [], "check mode sent a notification"

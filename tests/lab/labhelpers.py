@@ -5,6 +5,7 @@ The tests run their own lab instance (state dir lab/.state/pytest, SSH port 2223
 sets PBS_PATCH_LAB_STATE / PBS_PATCH_LAB_SSH_PORT), so they never touch a lab someone is using by hand in
 the same checkout. The image cache (PBS_PATCH_LAB_CACHE) is shared: it is keyed by the recipe."""
 import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -31,7 +32,20 @@ def run(argv, timeout=300, check=True, **kw):
 
 
 class Lab:
-    timings = {}
+    """One guest's lab VM (tests/conftest.py's session fixture `lab`). `info` is what the guest is (labctl guest:
+    Debian, apt, systemd and PBS versions, every pending upgrade); `profile` what its recipe asks for
+    (lab/image/guests/<guest>.conf). Assertions compare against these, never against hardcoded versions."""
+
+    def __init__(self, guest=None):
+        self.guest = guest or C.DEFAULT_GUEST
+        self.profile = C.guest_profile(self.guest)
+        self.info = {}
+        self.timings = {}
+
+    def load_info(self):
+        self.info = json.loads(self.labctl("guest").stdout)
+        assert self.info["guest"] == self.guest, self.info
+        return self.info
 
     def labctl(self, *args, timeout=600, check=True):
         return run([LABCTL] + list(args), timeout=timeout, check=check)
@@ -46,7 +60,7 @@ class Lab:
         return self.ssh("cat /proc/sys/kernel/random/boot_id").stdout.strip()
 
     def reset(self):
-        self.labctl("reset", timeout=300)
+        self.labctl("reset", timeout=900)
 
 
 SESSION_LOCK = Path(os.environ.get("PBS_PATCH_LAB_SESSION_LOCK") or "/run/lock/pbs-patch-lab-session.lock")

@@ -11,6 +11,9 @@ import pytest
 from labhelpers import C, LAB, ROOT, VENV_BIN, run
 
 pytestmark = pytest.mark.lab
+# The tests of what differs between guests (Debian, apt, systemd, sshd, the agent, the PBS stand-in's versions,
+# APT sources, reboots, fault knobs) run on every guest; the rest (the qm stand-in's own logic) on the default.
+EVERY_GUEST = pytest.mark.guests(*C.guests())
 
 UPID_RE = re.compile(r"^UPID:[a-zA-Z0-9-]+:[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8,16}:[0-9A-F]{8}:[^:\s]+:[^:\s]*:[^:\s]+:$")
 TASK_KEYS = {"upid", "node", "pid", "pstart", "starttime", "worker_type", "worker_id", "user"}
@@ -36,13 +39,16 @@ def wait_for(pred, timeout, step=0.2):
 
 
 # --- from nothing ----------------------------------------------------------------------------------------
+@EVERY_GUEST
 def test_from_nothing_build_boot_ssh_and_ansible_ping(lab):
     img = C.image_dir()
-    for f in ("base.qcow2", "vmlinuz", "initrd.img"):
+    for f in ("base.qcow2", "vmlinuz", "initrd.img", "guest.json"):
         assert (img / f).exists(), f
     assert str(img).startswith(str(C.CACHE)) and not str(img).startswith(str(ROOT))
+    assert img.name.startswith("image-%s-" % lab.guest)
     st = lab.labctl("status")
     assert "status: running" in st.stdout
+    assert "guest: %s (%s" % (lab.guest, lab.info["pretty_name"]) in st.stdout
     assert C.ssh_banner().startswith("SSH-2.0-OpenSSH")
     assert lab.ssh("hostname").stdout.strip() == "pbs"
     snaps = run(["qemu-img", "snapshot", "-U", "-l", C.OVERLAY]).stdout
@@ -61,6 +67,18 @@ def test_build_is_cached(lab):
     assert "cached" in r.stderr
 
 
+DEB822 = "Types: deb\nURIs: file:/srv/lab-repo/{repo}\nSuites: {suite}\nComponents: {comp}\nTrusted: yes\n"
+APT_SOURCES = {
+    "deb822": {"/etc/apt/sources.list.d/debian.sources": DEB822.format(repo="debian", suite="{suite}", comp="main"),
+               "/etc/apt/sources.list.d/proxmox.sources": DEB822.format(repo="proxmox", suite="{suite}",
+                                                                         comp="pbs-no-subscription")},
+    "one-line": {"/etc/apt/sources.list": "deb [trusted=yes] file:/srv/lab-repo/debian {suite} main\n",
+                 "/etc/apt/sources.list.d/pbs-no-subscription.list":
+                     "deb [trusted=yes] file:/srv/lab-repo/proxmox {suite} pbs-no-subscription\n"},
+}
+
+
+@EVERY_GUEST
 def test_guest_has_pbs_units_agent_and_only_the_lab_repo(lab):
     out = lab.ssh("cat /etc/debian_version; "
                   "systemctl is-enabled proxmox-backup.service proxmox-backup-proxy.service "
@@ -69,26 +87,43 @@ def test_guest_has_pbs_units_agent_and_only_the_lab_repo(lab):
                   "proxmox-backup-daily-update.timer qemu-guest-agent.service ssh.service; "
                   "ss -Hltn 'sport = :8007' | wc -l; "
                   "dpkg-query -W -f='${Version}\\n' proxmox-backup-server; "
-                  "grep -rhs '^deb' /etc/apt/sources.list /etc/apt/sources.list.d/; "
-                  "pbs-lab-datastore status; python3 --version").stdout.split("\n")
-    assert out[0].startswith("12.")
+                  "pbs-lab-datastore status; . /etc/os-release; echo $VERSION_CODENAME; "
+                  "dpkg -L proxmox-backup-server | grep -c '^%s/proxmox-backup.service$'" % lab.profile["unit_dir"]
+                  ).stdout.split("\n")
+    assert out[0].startswith(lab.info["version_id"] + ".") and out[0] == lab.info["debian_version"]
     assert out[1:4] == ["enabled"] * 3
     assert out[4:9] == ["active"] * 5
     assert out[9] == "1"
-    assert out[10] == "3.2.4-1"
-    assert out[11] == "deb [trusted=yes] file:/srv/lab-repo/main ./"
-    assert "deb.debian.org" not in " ".join(out)
-    assert out[12] == "available"
+    assert out[10] == lab.profile["pbs_installed"]
+    assert out[11] == "available"
+    assert out[12] == lab.profile["suite"]
+    assert out[13] == "1"  # the units where this release's packages put them
+    # exactly the APT sources a PBS of this release has, pointing at the lab's local archives
+    files = lab.ssh("find /etc/apt/sources.list /etc/apt/sources.list.d -type f 2>/dev/null | sort").stdout.split()
+    want = {path: text.format(suite=lab.profile["suite"]) for path, text in APT_SOURCES[lab.profile["apt_sources"]].items()}
+    assert files == sorted(want)
+    for path, text in want.items():
+        assert lab.ssh("cat %s" % path).stdout == text, path
+    uris = lab.ssh("apt-get indextargets --format '$(REPO_URI) $(RELEASE)'").stdout
+    assert sorted(set(uris.split("\n")) - {""}) == [
+        "file:/srv/lab-repo/debian/ %s" % lab.profile["suite"], "file:/srv/lab-repo/proxmox/ %s" % lab.profile["suite"]]
 
 
+@EVERY_GUEST
 def test_pending_upgrades(lab):
     r = lab.ssh("apt-get -s dist-upgrade")
     inst = sorted(re.findall(r"^Inst (\S+) \[(\S+)\] \((\S+)", r.stdout, re.M))
     assert inst == [("pbs-lab-conffile", "1.0-1", "1.1-1"), ("pbs-lab-kernel", "1.0-1", "1.1-1"),
-                    ("proxmox-backup-server", "3.2.4-1", "3.2.5-1")]
+                    ("proxmox-backup-server", lab.profile["pbs_installed"], lab.profile["pbs_pending"])]
+    assert {n: (v["from"], v["to"]) for n, v in lab.info["pending_upgrades"].items()} == {n: (a, b) for n, a, b in inst}
+    # the Debian package from the Debian archive, the PBS ones from pbs-no-subscription (as on a real PBS)
+    assert re.search(r"^Inst pbs-lab-conffile .*Debian:%s " % lab.profile["suite"], r.stdout, re.M), r.stdout
+    assert re.search(r"^Inst proxmox-backup-server .*Proxmox Backup Server Debian Repository:%s " % lab.profile["suite"],
+                     r.stdout, re.M), r.stdout
 
 
 # --- proxmox-backup-manager stand-in ---------------------------------------------------------------------
+@EVERY_GUEST
 def test_task_list_reports_a_running_task_in_the_real_json_shape(pristine):
     lab = pristine
     assert json.loads(task_list(lab, "--output-format json").stdout) == []
@@ -144,12 +179,14 @@ def test_task_list_fails_when_the_api_daemon_is_down(pristine):
     assert json.loads(task_list(lab, "--output-format json").stdout) == []
 
 
+@EVERY_GUEST
 def test_versions_and_datastore_list(lab):
     v = json.loads(lab.ssh("proxmox-backup-manager versions --output-format json").stdout)
     assert len(v) == 1 and v[0]["Package"] == "proxmox-backup-server"
     assert {"Package", "Title", "Arch", "Description", "Version", "OldVersion", "Origin", "Priority",
             "Section", "ExtraInfo"} == set(v[0])
-    assert v[0]["OldVersion"] == "3.2.4-1" and v[0]["ExtraInfo"] == "running version: 3.2.4"
+    assert v[0]["OldVersion"] == lab.profile["pbs_installed"]
+    assert v[0]["ExtraInfo"] == "running version: %s" % lab.info["pbs"]["running"]
     vv = json.loads(lab.ssh("proxmox-backup-manager versions --verbose --output-format json").stdout)
     assert vv[0]["Package"] == "proxmox-backup" and vv[0]["ExtraInfo"].startswith("running kernel: ")
     assert lab.ssh("proxmox-backup-manager versions").stdout.startswith("proxmox-backup-server ")
@@ -157,6 +194,7 @@ def test_versions_and_datastore_list(lab):
     assert ds[0]["name"] == "store1" and ds[0]["path"] == "/mnt/datastore/store1"
 
 
+@EVERY_GUEST
 def test_dist_upgrade_keeps_conffile_restarts_daemons_and_asks_for_reboot(pristine):
     lab = pristine
     before = lab.ssh("systemctl show -p MainPID --value proxmox-backup.service").stdout.strip()
@@ -166,13 +204,13 @@ def test_dist_upgrade_keeps_conffile_restarts_daemons_and_asks_for_reboot(pristi
                   "ls /etc/pbs-lab; cat /var/run/reboot-required.pkgs; "
                   "systemctl is-active proxmox-backup.service proxmox-backup-proxy.service; "
                   "systemctl show -p MainPID --value proxmox-backup.service").stdout
-    assert out.startswith("3.2.5-1\n")
+    assert out.startswith(lab.profile["pbs_pending"] + "\n")
     assert "setting = local" in out and "lab.conf.dpkg-dist" in out
     assert "pbs-lab-kernel" in out
     assert out.count("active") == 2 and "inactive" not in out
     assert out.strip().split("\n")[-1] == before  # try-reload-or-restart: a reload re-executes in place
     v = json.loads(lab.ssh("proxmox-backup-manager versions --output-format json").stdout)
-    assert v[0]["ExtraInfo"] == "running version: 3.2.5"
+    assert v[0]["ExtraInfo"] == "running version: %s" % lab.info["pbs"]["running_after_upgrade"]
     assert "Inst " not in lab.ssh("apt-get -s dist-upgrade").stdout
 
 
@@ -184,7 +222,7 @@ def test_qm_status_config_guest_cmd_and_exec(lab):
     r = lab.qm("guest", "cmd", "100", "ping")
     assert (r.returncode, r.stdout) == (0, "")
     osinfo = json.loads(lab.qm("guest", "cmd", "100", "get-osinfo").stdout)
-    assert osinfo["id"] == "debian" and osinfo["version-id"] == "12"
+    assert osinfo["id"] == "debian" and osinfo["version-id"] == lab.info["version_id"]
     ns = int(lab.qm("guest", "cmd", "100", "get-time").stdout)
     assert abs(ns / 1e9 - time.time()) < 10
     r = lab.qm("guest", "exec", "100", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
@@ -197,6 +235,7 @@ def test_qm_status_config_guest_cmd_and_exec(lab):
     assert re.fullmatch(r"Configuration file 'nodes/[^/]+/qemu-server/999.conf' does not exist\n", r.stderr)
 
 
+@EVERY_GUEST
 def test_qm_reboot_ssh_goes_down_comes_back_with_a_new_boot_id(lab):
     boot_before = lab.boot_id()
     assert json.loads(lab.qm("guest", "cmd", "100", "get-osinfo", check=True).stdout)["id"] == "debian"
@@ -206,7 +245,7 @@ def test_qm_reboot_ssh_goes_down_comes_back_with_a_new_boot_id(lab):
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
     assert not C.proc_is_ours(qemu_before, "qemu-system")  # returned once the guest was down
     assert wait_for(lambda: C.ssh_banner() is None, 10), "SSH never went down"
-    C.wait_ssh(120)
+    C.wait_ssh(600)
     lab.timings["reboot_to_ssh"] = time.monotonic() - t0
     assert lab.boot_id() != boot_before
     assert C.qemu_pid() not in (None, qemu_before)  # a fresh QEMU process, as on Proxmox
@@ -220,12 +259,13 @@ def test_guest_initiated_reboot_is_a_fresh_qemu_too(lab):
     boot_before, qemu_before = lab.boot_id(), C.qemu_pid()
     lab.ssh("systemctl reboot", check=False)
     assert wait_for(lambda: not C.proc_is_ours(qemu_before, "qemu-system"), 60)
-    C.wait_ssh(120)
+    C.wait_ssh(600)
     assert lab.boot_id() != boot_before
     assert C.qemu_pid() not in (None, qemu_before)
     assert "reason=guest-reset" in C.LOG_SUP.read_text()
 
 
+@EVERY_GUEST
 def test_qm_agent_errors(pristine):
     lab = pristine
     lab.labctl("fault", "agent-unconfigured", "on")
@@ -298,6 +338,7 @@ def test_fault_no_return(pristine):
     assert C.qemu_pid() is None
 
 
+@EVERY_GUEST
 def test_guest_fault_knobs(pristine):
     lab = pristine
     # a live process holds the dpkg lock
@@ -335,6 +376,7 @@ def test_guest_fault_knobs(pristine):
     assert lab.ssh("systemctl is-active proxmox-backup-proxy.service", check=False).stdout.strip() != "active"
 
 
+@EVERY_GUEST
 def test_reset_to_pristine(lab):
     lab.ssh("touch /root/dirty; pbs-lab-task add --running >/dev/null; systemctl stop proxmox-backup-proxy")
     lab.labctl("fault", "no-return", "on")
@@ -351,6 +393,7 @@ def test_reset_to_pristine(lab):
     assert lab.qm("guest", "cmd", "100", "ping").returncode == 0
 
 
+@EVERY_GUEST
 def test_stop_leaves_no_qemu_running(lab):
     lab.labctl("stop")
     assert C.qemu_pid() is None and C.supervisor_pid() is None
