@@ -3,7 +3,8 @@
 #   1. set-up (Debian packages, .venv), 2. build the module binaries, 3. build and start the lab VM,
 #   4. start a local HTTP endpoint for the notification, 5. ansible-playbook playbooks/patch_pbs.yml,
 #   6. print what happened and where the report is. The notification endpoint is stopped on exit, also on failure.
-# Usage: scripts/patch-lab.sh [--check] [--keep] [--no-reset] [extra ansible-playbook args...]
+# Usage: scripts/patch-lab.sh [--guest G] [--check] [--keep] [--no-reset] [extra ansible-playbook args...]
+#   --guest G   the lab guest: debian13 (default: Debian 13 with a PBS 4 stand-in) or debian12 (Debian 12, PBS 3)
 #   --check     dry run: nothing changes in the guest, no reboot; lists what would be upgraded
 #   --keep      leave the lab VM running afterwards (default: stop it; lab/labctl start brings it back)
 #   --no-reset  do not reset the VM to its pristine snapshot first (default: reset, so upgrades are pending)
@@ -13,15 +14,21 @@ cd "$top"
 
 check=0 keep=0 reset=1
 extra=()
-for a in "$@"; do
-  case "$a" in
+while [ $# -gt 0 ]; do
+  case "$1" in
     --check) check=1 ;;
     --keep) keep=1 ;;
     --no-reset) reset=0 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) extra+=("$a") ;;
+    --guest) [ $# -ge 2 ] || { echo "--guest needs a value (debian13, debian12)" >&2; exit 2; }
+             export PBS_PATCH_LAB_GUEST=$2; shift ;;
+    --guest=*) export PBS_PATCH_LAB_GUEST=${1#--guest=} ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) extra+=("$1") ;;
   esac
+  shift
 done
+# The lab instance keeps the guest of its disk unless one is asked for; the README's command means the default.
+export PBS_PATCH_LAB_GUEST=${PBS_PATCH_LAB_GUEST:-debian13}
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 out="${PBS_PATCH_OUT:-$top/build/patch-lab}"
@@ -57,10 +64,18 @@ for m in pbs_gate pbs_upgrade pbs_health pbs_window pbs_lease; do
   [ -x "plugins/modules/$m" ] || { echo "plugins/modules/$m was not built"; exit 1; }
 done
 
-say "3/6 The lab: a Debian 12 VM playing the PBS (\"pbs\"), and a qm stand-in playing Proxmox VE (\"pve\")"
+lab/labctl guest --list >/dev/null  # an unknown --guest fails here, before anything is built
+say "3/6 The lab: guest $PBS_PATCH_LAB_GUEST (a Debian VM with a PBS stand-in) playing the PBS (\"pbs\"), and a qm stand-in playing Proxmox VE (\"pve\")"
 lab/labctl build
+if lab/labctl status >/dev/null 2>&1 \
+   && [ "$(lab/labctl status | sed -n 's/^guest: \([^ ]*\).*/\1/p')" != "$PBS_PATCH_LAB_GUEST" ]; then
+  echo "the lab VM runs another guest: stopping it to start $PBS_PATCH_LAB_GUEST"
+  lab/labctl stop
+fi
 lab_started=1
 lab/labctl start
+lab/labctl guest | python3 -c 'import json,sys; i=json.load(sys.stdin)
+print("guest %s: %s, proxmox-backup-server %s installed, %s pending" % (i["guest"], i["pretty_name"], i["pbs"]["installed"], i["pbs"]["pending"]))'
 if [ "$reset" -eq 1 ]; then
   echo "resetting the VM to its pristine snapshot (packages pending upgrade)"
   lab/labctl reset
