@@ -246,12 +246,26 @@ def ssh_login_ok(timeout=10):
         return False
 
 
+def guest_panic():
+    """The kernel's panic line on this QEMU's serial console (a fresh file per QEMU process), or None."""
+    try:
+        text = CONSOLE.read_text(errors="replace")
+    except OSError:
+        return None
+    at = text.find("Kernel panic - not syncing")
+    return text[at:].splitlines()[0].strip() if at >= 0 else None
+
+
 def wait_ssh(timeout=120, alive=None):
-    """Wait for the banner, then a real login. alive(): optional check that aborts the wait early."""
+    """Wait for the banner, then a real login. alive(): optional check that aborts the wait early; a guest
+    kernel panic ends the wait at once too (it would never answer)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if alive is not None and not alive():
             raise LabError("the VM stopped while waiting for SSH (see %s)" % CONSOLE)
+        panic = guest_panic()
+        if panic:
+            raise LabError("the guest kernel panicked: %s (see %s)" % (panic, CONSOLE))
         # A generous banner wait: while sshd is down the guest refuses at once (user networking then closes the
         # port), so a long wait costs nothing; once sshd listens but is slow (sshd-session is exec'd per connection
         # under emulation), a short wait would abandon connections that sshd still serves, one after the other,
