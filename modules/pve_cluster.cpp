@@ -51,7 +51,7 @@ public:
 
     json run() {
         const auto started = std::chrono::steady_clock::now();
-        result_ = {{"changed", false}, {"answered", false}, {"phase", m_.str("phase")}};
+        result_ = {{"changed", false}, {"answered", false}, {"refused", false}, {"phase", m_.str("phase")}};
         try {
             decide();
         } catch (const ReadError& e) {
@@ -60,6 +60,7 @@ public:
                                 result_);
         }
         result_["duration_s"] = seconds_since(started);
+        result_["refused"] = refusal_.has_value();
         if (refusal_) throw ModuleFailure(*refusal_, result_);
         return result_;
     }
@@ -195,7 +196,7 @@ private:
             refusal_ = p.message;
             return;
         }
-        std::string tasks_text = "not checked";
+        std::string tasks_text;
         if (m_.boolean("check_tasks") && phase_ != PvePhase::Verify) {
             tasks_text = check_tasks();
             if (refusal_) return;
@@ -207,15 +208,41 @@ private:
         const std::string where =
             p.single_node ? fmt::format("single node '{}'", p.local_node)
                           : fmt::format("cluster '{}' (quorate, {} node(s))", status.name, status.nodes.size());
-        result_["msg"] = fmt::format("VM {} ({}) is {} on node '{}' of {}{}; its qm commands run on inventory host '{}'. {}",
+        result_["msg"] = fmt::format("VM {} ({}) is {} on node '{}' of {}{}; its qm commands run on inventory host '{}'.{}",
                                      request.vmid, request.name, p.vm ? p.vm->status : std::string("?"), p.node, where,
                                      p.vm && !p.vm->hastate.empty() ? fmt::format(", HA state '{}'", p.vm->hastate) : "",
-                                     p.host, tasks_text);
+                                     p.host, tasks_text.empty() ? std::string() : " " + tasks_text);
+    }
+
+    // A read failure after the VM was located is a refusal (fail closed), not a reason to ask another node:
+    // the task list and the jobs are the cluster's, the same from every node.
+    template <typename F>
+    bool refuse_on_read_error(const char* what, F&& body) {
+        try {
+            body();
+            return true;
+        } catch (const ReadError& e) {
+            refusal_ = fmt::format("Cannot read the {} on {} ({}), so {}: refusing. {}", what, asked(), e.what(),
+                                   std::string(what) == "running Proxmox VE tasks"
+                                       ? "a backup to this PBS could be running"
+                                       : "a vzdump job could be due",
+                                   phase_consequence(phase_));
+            if (std::string(what) == "Proxmox VE backup jobs") {
+                *refusal_ += " (pbs_patch_pve_backup_jobs=false skips them.)";
+            }
+            return false;
+        }
     }
 
     std::string check_tasks() {
-        const std::string text = pvesh({"/cluster/tasks"});
-        const auto tasks = parsed("", [&] { return parse_cluster_tasks(text); });
+        std::string text;
+        if (!refuse_on_read_error("running Proxmox VE tasks", [&] { text = pvesh({"/cluster/tasks"}); })) return {};
+        std::vector<PveTask> tasks;
+        if (!refuse_on_read_error("running Proxmox VE tasks", [&] {
+                tasks = parsed("", [&] { return parse_cluster_tasks(text); });
+            })) {
+            return {};
+        }
         std::vector<PveTask> running;
         for (const auto& t : tasks) {
             if (t.running()) running.push_back(t);
@@ -237,7 +264,9 @@ private:
             }
             std::optional<VzdumpDefaults> defaults;
             if (line && line->found && line->storage.empty() && line->dumpdir.empty()) defaults = node_defaults(t.node);
-            if (!target_map) target_map = targets();
+            if (!target_map && !refuse_on_read_error("running Proxmox VE tasks", [&] { target_map = targets(); })) {
+                return {};
+            }
             const auto f = judge_vzdump_task(t, line, defaults, *target_map);
             findings.push_back(f.to_json());
             if (f.blocks) {
@@ -260,6 +289,10 @@ private:
     }
 
     void backup_jobs(const PveClusterStatus& status) {
+        refuse_on_read_error("Proxmox VE backup jobs", [&] { read_backup_jobs(status); });
+    }
+
+    void read_backup_jobs(const PveClusterStatus& status) {
         const std::string text = pvesh({"/cluster/backup"});
         const json jobs = parsed("", [&] { return parse_pve_object_array(text, "pvesh get /cluster/backup"); });
         std::vector<std::string> online;
