@@ -3,10 +3,11 @@ messages for a VM of another node, the call log, a live migration keeping the sa
 trigger, locks, lost quorum, the HA redirect, and the SMBIOS UUID the guest sees. Each test leaves the lab
 pristine (a single node) again."""
 import json
+import os
 
 import pytest
 
-from labhelpers import LAB, C, run
+from labhelpers import LAB, ROOT, C, run
 
 pytestmark = pytest.mark.lab
 
@@ -105,3 +106,23 @@ def test_a_running_vzdump_task_and_its_log(cluster):
     missing = pvesh("pve1", "/nodes/pve3/tasks/UPID:pve3:00000001:00000001:00000001:vzdump::root@pam:/log")
     assert missing == [{"n": 1, "t": "unable to open file - No such file or directory"}]
     assert pvesh("pve2", "/nodes/pve2/vzdump/defaults")["storage"] == "local"
+
+
+def test_the_check_right_before_qm_reboot_refuses_a_vzdump_to_this_pbs(cluster, tmp_path):
+    """pve_cluster in the reboot phase (the role's last check before qm reboot), called as Ansible calls a binary
+    module (argv[1] = the args file), with the VM running on pve2 and a vzdump job writing to this PBS."""
+    def call(**extra):
+        args = tmp_path / "args.json"
+        args.write_text(json.dumps({"vmid": 100, "name": "pbs", "phase": "reboot", "asked_host": "pve2",
+                                    "nodes": [{"host": h, "node": h} for h in ("pve1", "pve2", "pve3")],
+                                    "pvesh": str(NODES / "pve2" / "pvesh"), **extra}))
+        r = run([ROOT / "plugins" / "modules" / "pve_cluster", args], check=False, timeout=120,
+                env=dict(os.environ, PBS_PATCH_LAB_STATE=str(STATE)))
+        return json.loads(r.stdout)
+    ok = call()
+    assert ok["failed"] is False and ok["vm"]["status"] == "running" and ok["host"] == "pve2", ok["msg"]
+    cluster.labctl("fault", "vzdump-running", "on")
+    r = call()
+    assert r["failed"] is True and r["refused"] is True
+    assert "A backup to this PBS is running on Proxmox VE: vzdump task UPID:pve3:" in r["msg"]
+    assert "Rebooting PBS now would break it" in r["msg"] and "PBS was NOT rebooted" in r["msg"]
