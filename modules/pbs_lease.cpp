@@ -26,6 +26,7 @@ const ParamSpecs kSpec = {
     {.name = "force", .type = ParamType::Bool, .default_value = false},
     {.name = "reason", .type = ParamType::Str, .default_value = ""},
     {.name = "lock_timeout", .type = ParamType::Int, .default_value = 30, .min_value = 1},
+    {.name = "lock_dir", .type = ParamType::Str, .default_value = ""},
 };
 
 std::string hostname() {
@@ -54,6 +55,7 @@ json run_lease(Module& m) {
     LeaseFileOptions options;
     options.check_mode = m.check_mode();
     options.lock_timeout = std::chrono::seconds(m.integer("lock_timeout"));
+    options.cfs_lock_dir = m.str("lock_dir");
     const std::string path = m.str("path");
     LeaseOutcome out;
     try {
@@ -64,6 +66,9 @@ json run_lease(Module& m) {
     for (const auto& w : out.decision.warnings) m.warn(w);
     const auto& d = out.decision;
     json result{{"changed", d.changed},
+                {"lock", options.cfs_lock_dir.empty() ? fmt::format("flock {}.lock", path)
+                                                      : fmt::format("cfs lock {}/{}", options.cfs_lock_dir,
+                                                                    cfs_lock_id(path, options.cfs_lock_dir))},
                 {"action", d.action},
                 {"path", path},
                 {"lease", d.next ? d.next->to_json() : json(nullptr)},

@@ -30,14 +30,14 @@ OVERLAY_META = STATE / "overlay.json"
 REBOOT_REQUEST = STATE / "reboot-request"   # like /run/qemu-server/<vmid>.reboot on PVE
 STOPPING = STATE / "stopping"               # labctl stop / qm stop: the supervisor must not restart
 FAULTS = STATE / "faults"
-CONF_DIR = STATE / "qemu-server"
 PVESH_DIR = STATE / "pvesh"                 # lab/bin/pvesh answers from here (vzdump jobs, storages)
 LEASE = STATE / "maintenance.lease"         # the maintenance lease of the lab's "PVE node" (lab/inventory.yml)
 GUEST_INFO = STATE / "guest.json"           # what the disk's guest is (a copy of its image's guest.json)
 
 
 def clear_pve_state():
-    """The PVE node's side of a pristine lab: no vzdump jobs or storages set by a test, no maintenance lease."""
+    """The PVE node's side of a pristine lab: no vzdump jobs, storages or tasks set by a test, no maintenance
+    lease (the cluster filesystem itself is remade by pbslab.pve.make_single_node)."""
     shutil.rmtree(PVESH_DIR, ignore_errors=True)
     for p in (LEASE, LEASE.with_name(LEASE.name + ".lock")):
         p.unlink(missing_ok=True)

@@ -4,7 +4,9 @@ decides what follows when QEMU exits:
   guest-reset (guest rebooted itself)      -> a fresh QEMU process (as a PVE guest reboot looks from outside)
   any exit with a reboot request (qm reboot) -> a fresh QEMU process
   otherwise (poweroff, qm shutdown/stop)     -> stay stopped (the supervisor exits)
-Fault knob 'no-return' (state/faults/no-return): never start again after a reboot."""
+Fault knob 'no-return' (state/faults/no-return): never start again after a reboot. Fault knob 'no-quorum' on a
+lab cluster: the restart fails as qemu-server's does (qm cleanup -> vm_start -> check_cfs_quorum: "cluster not
+ready - no quorum?"), so the VM stays stopped."""
 import argparse
 import json
 import os
@@ -23,7 +25,7 @@ def main():
     args = ap.parse_args()
     os.environ["PBS_PATCH_LAB_STATE"] = args.state
     from pbslab import common as C
-    from pbslab import vm
+    from pbslab import pve, vm
     from pbslab.qmp import QMP
 
     def say(msg):
@@ -74,6 +76,10 @@ def main():
                 return 0
             if C.fault_on("no-return"):
                 say("fault no-return: the VM does not come back")
+                return 0
+            if pve.clustered() and not pve.quorate():
+                say("Restarting VM %d failed: cluster not ready - no quorum?" % C.VMID)
+                pve.event("restart-failed", reason="cluster not ready - no quorum?")
                 return 0
             say("reboot: starting a fresh QEMU")
     finally:

@@ -1,4 +1,5 @@
 """Starting, observing and stopping the lab VM (used by labctl and the qm stand-in)."""
+import base64
 import json
 import os
 import signal
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 
 from . import common as C
+from . import pve
 from .qmp import QMP, QMPError, QGA, AgentError, agent_call
 
 SUPERVISOR = Path(__file__).resolve().parent / "supervisor.py"
@@ -90,9 +92,32 @@ def qemu_argv(loadvm=None):
         "-qmp", "unix:%s,server=on,wait=off" % C.QMP_SOCK,
         "-qmp", "unix:%s,server=on,wait=off" % C.QMP_SUP_SOCK,
         "-serial", "file:%s" % C.CONSOLE, "-rtc", "base=utc", "-no-reboot"]
+    argv += smbios_args()
     if loadvm:
         argv += ["-loadvm", loadvm]
     return argv
+
+
+def smbios_args():
+    """-smbios type=1,... from the VM config's smbios1, as qemu-server's config_to_command builds it (sorted
+    keys, base64 values decoded except the uuid, commas doubled): the guest's product_uuid is the config's."""
+    path = pve.vm_conf_path() or (pve.VM_TEMPLATE if pve.VM_TEMPLATE.exists() else None)
+    if path is None:
+        return []
+    value = pve.read_conf(path).get("smbios1")
+    if not value:
+        return []
+    fields = dict(kv.split("=", 1) for kv in value.split(",") if "=" in kv)
+    b64 = fields.pop("base64", "0") in ("1", "true", "on", "yes")
+    out = ""
+    for key in sorted(fields):
+        v = fields[key]
+        if b64 and key != "uuid":
+            v = base64.b64decode(v).decode(errors="replace")
+        v = v.replace(",", ",,")
+        if v:
+            out += ",%s=%s" % (key, v)
+    return ["-smbios", "type=1" + out]
 
 
 def is_running():

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <optional>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <thread>
@@ -79,7 +80,14 @@ std::string Lease::describe() const {
     return text;
 }
 
-std::string lease_clear_hint(const std::string& path) {
+std::string lease_clear_hint(const std::string& path, const std::string& cfs_lock_dir) {
+    if (!cfs_lock_dir.empty()) {
+        return fmt::format(
+            "once PBS is checked, an operator clears it with: ansible-playbook -i <inventory> playbooks/clear_lease.yml "
+            "-e maintenance_lease_host=<any Proxmox VE node> -e maintenance_lease_path={} -e maintenance_lease_lock_dir={} "
+            "(or on any node of the cluster: rm -f {})",
+            path, cfs_lock_dir, path);
+    }
     return fmt::format(
         "once PBS is checked, an operator clears it with: ansible-playbook -i <inventory> playbooks/clear_lease.yml "
         "-e maintenance_lease_host=<Proxmox VE node> -e maintenance_lease_path={} (or on that node: rm -f {})",
@@ -230,8 +238,16 @@ void write_all(int fd, const std::string& data, const std::string& path) {
     }
 }
 
+std::string short_hostname() {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0) return "host";
+    std::string h(buf);
+    return h.substr(0, h.find('.'));
+}
+
 void write_lease(const std::string& path, const Lease& lease) {
-    const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+    // Host and pid in the name: on a cluster filesystem writers on other nodes must not share a temp file.
+    const std::string tmp = fmt::format("{}.tmp.{}.{}", path, short_hostname(), ::getpid());
     {
         Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
         if (fd.get() < 0) throw LeaseError(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
@@ -247,7 +263,65 @@ void write_lease(const std::string& path, const Lease& lease) {
     if (dir.get() >= 0) ::fsync(dir.get());
 }
 
+// A cluster-wide lock the way PVE::Cluster cfs_lock takes it (pve-cluster src/PVE/Cluster.pm).
+class CfsLock {
+public:
+    CfsLock(const std::string& lock_dir, const std::string& id, std::chrono::milliseconds timeout)
+        : path_(lock_dir + "/" + id), id_(id) {
+        ::mkdir(lock_dir.c_str(), 0755);
+        struct stat st {};
+        if (::stat(lock_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+            throw LeaseError(fmt::format("cfs-lock '{}' error: pve cluster filesystem not online ({} is missing)", id,
+                                         lock_dir));
+        }
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (true) {
+            if (::mkdir(path_.c_str(), 0755) == 0) return;
+            const int err = errno;
+            if (err != EEXIST) {
+                throw LeaseError(fmt::format("cfs-lock '{}' error: cannot create {}: {} (no quorum? without quorum the "
+                                             "cluster filesystem is read-only)",
+                                             id, path_, std::strerror(err)));
+            }
+            if (std::chrono::steady_clock::now() >= deadline) {
+                throw LeaseError(fmt::format("cfs-lock '{}' error: got lock request timeout (another lease operation "
+                                             "holds {} for more than {} ms)",
+                                             id, path_, timeout.count()));
+            }
+            // cfs unlock request: pmxcfs deletes the lock if it has not changed for 120 s (a holder that died).
+            struct timespec zero[2] = {{0, 0}, {0, 0}};
+            ::utimensat(AT_FDCWD, path_.c_str(), zero, 0);
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
+    ~CfsLock() { ::rmdir(path_.c_str()); }
+    CfsLock(const CfsLock&) = delete;
+    CfsLock& operator=(const CfsLock&) = delete;
+
+private:
+    std::string path_;
+    std::string id_;
+};
+
 }  // namespace
+
+std::string cfs_lock_id(const std::string& lease_path, const std::string& lock_dir) {
+    std::string dir = lock_dir;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    std::string root;
+    static const std::string suffix = "/priv/lock";
+    if (dir.size() > suffix.size() && dir.compare(dir.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        root = dir.substr(0, dir.size() - suffix.size()) + "/";
+    }
+    std::string rel = lease_path;
+    if (!root.empty() && rel.compare(0, root.size(), root) == 0) rel = rel.substr(root.size());
+    while (!rel.empty() && rel.front() == '/') rel.erase(0, 1);
+    std::string id = "file-" + rel;
+    for (char& c : id) {
+        if (c == '.' || c == '/') c = '_';
+    }
+    return id;
+}
 
 LeaseOutcome apply_lease(const std::string& path, LeaseRequest request, const LeaseFileOptions& options) {
     if (request.state == "acquired" && request.token.empty()) request.token = new_lease_token();
@@ -257,15 +331,22 @@ LeaseOutcome apply_lease(const std::string& path, LeaseRequest request, const Le
     struct stat st {};
     const bool dir_exists = ::stat(dir.c_str(), &st) == 0;
     if (options.check_mode && !dir_exists) {
-        out.decision = decide_lease(std::nullopt, request, lease_clear_hint(path));
+        out.decision = decide_lease(std::nullopt, request, lease_clear_hint(path, options.cfs_lock_dir));
         return out;
     }
     if (!options.check_mode) make_dirs(dir);
-    Fd lock(::open(lock_path.c_str(), (options.check_mode ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644));
-    if (lock.get() < 0 && !(options.check_mode && errno == ENOENT)) {
-        throw LeaseError(fmt::format("cannot open {}: {}", lock_path, std::strerror(errno)));
+    std::optional<CfsLock> cfs;
+    std::optional<Fd> lock;
+    if (!options.cfs_lock_dir.empty()) {
+        // Check mode reads without locking: it changes nothing, and a lock dir is a change on pmxcfs.
+        if (!options.check_mode) cfs.emplace(options.cfs_lock_dir, cfs_lock_id(path, options.cfs_lock_dir), options.lock_timeout);
+    } else {
+        lock.emplace(::open(lock_path.c_str(), (options.check_mode ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644));
+        if (lock->get() < 0 && !(options.check_mode && errno == ENOENT)) {
+            throw LeaseError(fmt::format("cannot open {}: {}", lock_path, std::strerror(errno)));
+        }
+        if (lock->get() >= 0) lock_exclusive(lock->get(), lock_path, options.lock_timeout, options.check_mode);
     }
-    if (lock.get() >= 0) lock_exclusive(lock.get(), lock_path, options.lock_timeout, options.check_mode);
 
     std::string text;
     bool exists = false;
@@ -294,12 +375,12 @@ LeaseOutcome apply_lease(const std::string& path, LeaseRequest request, const Le
         } else {
             out.decision = {"refused", false, true,
                             fmt::format("maintenance lease file {} cannot be read ({}): refusing; {}", path, corrupt,
-                                        lease_clear_hint(path)),
+                                        lease_clear_hint(path, options.cfs_lock_dir)),
                             std::nullopt, {}};
             return out;
         }
     } else {
-        out.decision = decide_lease(out.previous, request, lease_clear_hint(path));
+        out.decision = decide_lease(out.previous, request, lease_clear_hint(path, options.cfs_lock_dir));
     }
     if (options.check_mode || !out.decision.changed) return out;
     if (out.decision.next) {

@@ -150,15 +150,11 @@ JobList parse_datastore_schedules(std::string_view text) {
     return out;
 }
 
-JobList select_pve_backup_jobs(const json& cluster_backup, const json& storages,
-                               const std::vector<std::string>& pbs_servers,
-                               const std::vector<std::string>& pbs_datastores) {
-    const char* source = "pvesh get /cluster/backup";
-    if (!cluster_backup.is_array()) throw JobListError(fmt::format("{}: expected a list, got {}", source, cluster_backup.type_name()));
+std::map<std::string, std::string> pbs_target_storages(const json& storages, const std::vector<std::string>& pbs_servers,
+                                                       const std::vector<std::string>& pbs_datastores) {
     if (!storages.is_array()) throw JobListError(fmt::format("pvesh get /storage: expected a list, got {}", storages.type_name()));
     std::vector<std::string> servers;
     for (const auto& s : pbs_servers) servers.push_back(lower(trim(s)));
-    // The storages that are this PBS.
     std::map<std::string, std::string> targets;  // storage id -> "server:datastore"
     for (const auto& st : storages) {
         if (!st.is_object()) throw JobListError(fmt::format("pvesh get /storage: entry {} is not an object", st.dump()));
@@ -173,17 +169,31 @@ JobList select_pve_backup_jobs(const json& cluster_backup, const json& storages,
         }
         targets[id] = fmt::format("{}:{}", server, datastore);
     }
+    return targets;
+}
+
+JobList select_pve_backup_jobs(const json& cluster_backup, const json& storages,
+                               const std::vector<std::string>& pbs_servers,
+                               const std::vector<std::string>& pbs_datastores) {
+    const char* source = "pvesh get /cluster/backup";
+    if (!cluster_backup.is_array()) throw JobListError(fmt::format("{}: expected a list, got {}", source, cluster_backup.type_name()));
+    const auto targets = pbs_target_storages(storages, pbs_servers, pbs_datastores);
     JobList out;
     for (const auto& entry : cluster_backup) {
         if (!entry.is_object()) throw JobListError(fmt::format("{}: entry {} is not an object", source, entry.dump()));
         if (const auto type = optional_str(entry, "type"); !type.empty() && type != "vzdump") continue;
         const std::string id = required_str(entry, "id", source);
         const std::string storage = optional_str(entry, "storage");
+        const std::string storage_from = optional_str(entry, "storage_from");
+        const std::string from_text = storage_from.empty() ? std::string() : fmt::format(", {}", storage_from);
         const auto target = targets.find(storage);
         if (target == targets.end()) {
-            out.ignored.push_back({"vzdump", id,
-                                   storage.empty() ? std::string("no storage set (vzdump's default storage)")
-                                                   : fmt::format("targets storage '{}', not this PBS", storage)});
+            std::string why;
+            if (!storage.empty()) why = fmt::format("targets storage '{}'{}, not this PBS", storage, from_text);
+            else if (!optional_str(entry, "dumpdir").empty()) why = fmt::format("dumps to directory {}", optional_str(entry, "dumpdir"));
+            else if (!storage_from.empty()) why = fmt::format("no storage: {}", storage_from);
+            else why = "no storage set (vzdump's default storage, not resolved)";
+            out.ignored.push_back({"vzdump", id, why});
             continue;
         }
         if (!flag(entry, "enabled", true)) {
@@ -205,7 +215,8 @@ JobList select_pve_backup_jobs(const json& cluster_backup, const json& storages,
         const std::string node = optional_str(entry, "node");
         if (!node.empty()) what += fmt::format(" on node {}", node);
         out.jobs.push_back({"vzdump", id, schedule, "pvesh get /cluster/backup",
-                            fmt::format("vzdump of {} to storage {} ({})", what, storage, target->second), std::nullopt});
+                            fmt::format("vzdump of {} to storage {} ({}){}", what, storage, target->second, from_text),
+                            std::nullopt});
     }
     return out;
 }

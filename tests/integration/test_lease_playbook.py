@@ -263,3 +263,50 @@ def test_two_playbooks_racing_one_runs_one_is_refused(tmp_path, lease):
     loser = next(o for rc, o, _ in runs if rc != 0)
     assert "maintenance lease is held by owner" in loser
     assert not lease.exists()
+
+
+# --- cluster-wide: the lease on a cluster filesystem, serialised with PVE's cfs lock ----------------------------
+
+def test_cluster_lease_two_nodes_share_it_pve_maintenance_is_refused_while_pbs_patching_holds_it(tmp_path):
+    """Two 'nodes' see one cluster filesystem directory (as pmxcfs makes /etc/pve the same on every node): PBS
+    patching takes the lease through pve1, PVE maintenance through pve2 is refused naming it; each operation's
+    cfs lock directory is gone afterwards; the holder releases it through another node."""
+    cfs = tmp_path / "pmxcfs"
+    (cfs / "priv").mkdir(parents=True)
+    path = cfs / "priv" / "pbs-patch" / "maintenance.lease"
+    lock_dir = cfs / "priv" / "lock"
+    base = {"path": str(path), "lock_dir": str(lock_dir)}
+    pbs = lease_module(tmp_path, {**base, "owner": "pbs_patch", "purpose": "patch pbs (VM 104)", "host": "pbs"},
+                       host="pve1", inventory=_two_nodes(tmp_path)).result
+    assert pbs["failed"] is False, pbs["msg"]
+    assert pbs["lock"] == f"cfs lock {lock_dir}/file-priv_pbs-patch_maintenance_lease"
+    assert not (path.parent / "maintenance.lease.lock").exists()  # no node-local flock file
+    assert list(lock_dir.iterdir()) == []
+    pve = lease_module(tmp_path, {**base, "owner": "pve_patch", "purpose": "rolling PVE maintenance"},
+                       host="pve2", inventory=_two_nodes(tmp_path)).result
+    assert pve["failed"] is True
+    assert "maintenance lease is held by owner 'pbs_patch' (purpose: patch pbs (VM 104)) for host pbs" in pve["msg"]
+    assert pbs["token"] not in json.dumps(pve)
+    done = lease_module(tmp_path, {**base, "state": "released", "token": pbs["token"]}, host="pve2",
+                        inventory=_two_nodes(tmp_path)).result
+    assert done["failed"] is False and done["action"] == "released"
+    assert not path.exists()
+
+
+def test_cluster_lease_waits_for_a_held_cfs_lock_then_fails_like_pve(tmp_path):
+    cfs = tmp_path / "pmxcfs"
+    lock_dir = cfs / "priv" / "lock"
+    lock_dir.mkdir(parents=True)
+    (lock_dir / "file-priv_pbs-patch_maintenance_lease").mkdir()  # another node's operation, stuck
+    r = lease_module(tmp_path, {"path": str(cfs / "priv" / "pbs-patch" / "maintenance.lease"),
+                                "lock_dir": str(lock_dir), "owner": "pbs_patch", "lock_timeout": 2}).result
+    assert r["failed"] is True
+    assert "cfs-lock 'file-priv_pbs-patch_maintenance_lease' error: got lock request timeout" in r["msg"]
+
+
+def _two_nodes(tmp_path):
+    inv = tmp_path / "nodes.ini"
+    py = VENV_BIN / "python"
+    inv.write_text(f"pve1 ansible_connection=local ansible_python_interpreter={py}\n"
+                   f"pve2 ansible_connection=local ansible_python_interpreter={py}\n")
+    return inv

@@ -266,7 +266,7 @@ def base_env(home: Path) -> dict:
 
 
 def local_inventory(work: Path) -> Path:
-    """pbs and pve both on this machine; the qm path does not exist, so preflight stops before any change."""
+    """pbs and pve both on this machine; no pvesh or qm there, so preflight stops before any change."""
     inventory = work / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"children": {
         "pbs": {"hosts": {"pbs": {"ansible_connection": "local",
@@ -305,8 +305,9 @@ def test_string_survey_answers_pass_the_argument_spec(semaphore_home, backup):
     # The role's argument spec validation runs first and accepts the string answers...
     assert "TASK [cfolino.pbs.pbs_patch : Validating arguments against arg spec 'main'" in out, out
     assert "Validation of arguments failed" not in out, out
-    # ...the casts hold (VMID 104 resolved), and preflight stops at the missing qm: nothing was changed.
-    assert "is missing or not executable on pve" in out, out
+    # ...the casts hold (VMID 104 resolved), and preflight stops at the Proxmox VE side (no pvesh on this
+    # "node"): nothing was changed.
+    assert "No Proxmox VE node could say where VM 104 is" in out, out
     assert "Nothing was changed." in out
     assert "PBS patch run FAILED in step 'preflight'" in out
     assert not (semaphore_home["work"] / "report.json").exists()

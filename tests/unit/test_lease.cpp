@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -268,4 +269,111 @@ TEST_CASE("file store: processes racing for the lease, exactly one wins") {
         CHECK(refused == 7);
         CHECK(other == 0);
     }
+}
+
+TEST_CASE("cfs lock id: the one PVE::Cluster cfs_lock_file would use") {
+    CHECK(cfs_lock_id("/etc/pve/priv/pbs-patch/maintenance.lease", "/etc/pve/priv/lock") ==
+          "file-priv_pbs-patch_maintenance_lease");
+    CHECK(cfs_lock_id("/srv/lab/pmxcfs/priv/pbs-patch/x.lease", "/srv/lab/pmxcfs/priv/lock/") == "file-priv_pbs-patch_x_lease");
+    CHECK(cfs_lock_id("/var/lib/pbs-patch/maintenance.lease", "/etc/pve/priv/lock") ==
+          "file-var_lib_pbs-patch_maintenance_lease");
+}
+
+TEST_CASE("cluster lease: serialised by mkdir in the lock dir (no flock file), lock dir removed afterwards") {
+    TempDir dir;
+    const auto cfs = dir.path / "pmxcfs";
+    fs::create_directories(cfs / "priv");
+    const std::string path = (cfs / "priv" / "pbs-patch" / "maintenance.lease").string();
+    LeaseFileOptions o;
+    o.cfs_lock_dir = (cfs / "priv" / "lock").string();
+    auto r = req("acquired", "");
+    r.now = std::time(nullptr);
+    auto out = apply_lease(path, r, o);
+    CHECK(out.decision.action == "acquired");
+    CHECK(fs::exists(path));
+    CHECK_FALSE(fs::exists(path + ".lock"));
+    CHECK(fs::is_directory(cfs / "priv" / "lock"));
+    CHECK(fs::is_empty(cfs / "priv" / "lock"));  // rmdir'ed after the operation
+    // Another node (same cluster filesystem) is refused, naming the holder.
+    auto other = req("acquired", "");
+    other.owner = "pve_patch";
+    other.now = r.now;
+    out = apply_lease(path, other, o);
+    CHECK(out.decision.refused);
+    CHECK(out.decision.message.find("owner 'pbs_patch'") != std::string::npos);
+    // The clear hint names the lock dir too.
+    auto failed = req("failed", out.previous->token.c_str());
+    failed.now = r.now;
+    out = apply_lease(path, failed, o);
+    CHECK(out.decision.message.find("maintenance_lease_lock_dir=" + o.cfs_lock_dir) != std::string::npos);
+}
+
+TEST_CASE("cluster lease: a held cfs lock is waited for with unlock requests, then a PVE-style timeout") {
+    TempDir dir;
+    const auto lockdir = dir.path / "priv" / "lock";
+    fs::create_directories(lockdir);
+    const std::string path = (dir.path / "priv" / "maintenance.lease").string();
+    const auto held = lockdir / cfs_lock_id(path, lockdir.string());
+    fs::create_directory(held);
+    LeaseFileOptions o;
+    o.cfs_lock_dir = lockdir.string();
+    o.lock_timeout = std::chrono::milliseconds(300);
+    auto r = req("acquired", "");
+    r.now = std::time(nullptr);
+    CHECK_THROWS_WITH_AS(apply_lease(path, r, o), doctest::Contains("got lock request timeout"), LeaseError);
+    // The waiter sent unlock requests (utime 0, 0), as cfs_lock does; the lock itself is not ours to remove.
+    CHECK(fs::is_directory(held));
+    struct stat st {};
+    REQUIRE(::stat(held.c_str(), &st) == 0);
+    CHECK(st.st_mtime == 0);
+    CHECK_FALSE(fs::exists(path));
+    // Once the holder is done, the same request goes through.
+    fs::remove(held);
+    CHECK(apply_lease(path, r, o).decision.action == "acquired");
+}
+
+TEST_CASE("cluster lease: a lock dir that cannot be created (read-only cluster filesystem) is an error") {
+    TempDir dir;
+    std::ofstream(dir.path / "priv") << "not a directory";
+    LeaseFileOptions o;
+    o.cfs_lock_dir = (dir.path / "priv" / "lock").string();
+    auto r = req("acquired", "");
+    CHECK_THROWS_WITH_AS(apply_lease((dir.path / "x" / "maintenance.lease").string(), r, o),
+                         doctest::Contains("pve cluster filesystem not online"), LeaseError);
+}
+
+TEST_CASE("cluster lease: processes on 'several nodes' racing through the cfs lock, exactly one wins") {
+    TempDir dir;
+    const std::string path = (dir.path / "priv" / "pbs-patch" / "maintenance.lease").string();
+    fs::create_directories(dir.path / "priv");
+    LeaseFileOptions o;
+    o.cfs_lock_dir = (dir.path / "priv" / "lock").string();
+    std::vector<pid_t> children;
+    for (int i = 0; i < 6; ++i) {
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            int code = 3;
+            try {
+                auto r = req("acquired", "");
+                r.now = std::time(nullptr);
+                const auto out = apply_lease(path, r, o);
+                code = out.decision.action == "acquired" ? 0 : (out.decision.refused ? 1 : 2);
+            } catch (...) {
+                code = 4;
+            }
+            ::_exit(code);
+        }
+        children.push_back(pid);
+    }
+    int won = 0, refused = 0;
+    for (pid_t pid : children) {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+        won += code == 0;
+        refused += code == 1;
+    }
+    CHECK(won == 1);
+    CHECK(refused == 5);
 }

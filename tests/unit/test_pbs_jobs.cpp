@@ -76,7 +76,7 @@ TEST_CASE("PVE vzdump jobs that target this PBS") {
     CHECK(why["backup-disabled-01"] == "disabled (enabled: 0)");
     CHECK(why["backup-local-02"] == "targets storage 'local', not this PBS");
     CHECK(why["backup-other-pbs-04"] == "targets storage 'pbs-other', not this PBS");
-    CHECK(why["backup-nostorage-05"] == "no storage set (vzdump's default storage)");
+    CHECK(why["backup-nostorage-05"] == "no storage set (vzdump's default storage, not resolved)");
 }
 
 TEST_CASE("PVE vzdump jobs: server list empty = every pbs storage; datastore filter") {

@@ -72,6 +72,12 @@ struct LeaseOutcome {
 struct LeaseFileOptions {
     std::chrono::milliseconds lock_timeout{std::chrono::seconds(30)};
     bool check_mode = false;  // decide, change nothing
+    // On a Proxmox VE cluster: the cluster filesystem's lock directory (/etc/pve/priv/lock). Each operation is
+    // then serialised the way PVE::Cluster cfs_lock does it, cluster-wide (pmxcfs makes mkdir atomic across
+    // nodes; flock on /etc/pve is node-local): mkdir <dir>/<lockid>, on EEXIST an unlock request
+    // (utime 0, 0: pmxcfs removes a lock unchanged for 120 s) and a retry until lock_timeout, rmdir at the end.
+    // Empty: a node-local flock on `<path>.lock`.
+    std::string cfs_lock_dir;
 };
 
 // Applies the request to the lease file at `path` under an exclusive flock on `path + ".lock"`; writes the
@@ -79,8 +85,12 @@ struct LeaseFileOptions {
 // A lease file that cannot be parsed refuses every request but a forced release.
 LeaseOutcome apply_lease(const std::string& path, LeaseRequest request, const LeaseFileOptions& options);
 
+// The lock id PVE::Cluster cfs_lock_file would use for the lease file: "file-" + its path below the cluster
+// filesystem (the parent of `<lock_dir>`'s "priv/lock"), '.' and '/' replaced by '_'.
+std::string cfs_lock_id(const std::string& lease_path, const std::string& lock_dir);
+
 // How an operator clears a lease at `path` (in every refusal message about a failed lease).
-std::string lease_clear_hint(const std::string& path);
+std::string lease_clear_hint(const std::string& path, const std::string& cfs_lock_dir = "");
 
 // A fresh random token (hex).
 std::string new_lease_token();

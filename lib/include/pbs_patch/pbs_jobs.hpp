@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -50,10 +51,18 @@ JobList parse_prune_jobs(std::string_view json_text);        // id, store, sched
 JobList parse_tape_backup_jobs(std::string_view json_text);  // id, store, pool, drive, schedule?
 JobList parse_datastore_schedules(std::string_view json_text);  // name, gc-schedule?, prune-schedule? (pre-3.x)
 
+// The PVE storages (`pvesh get /storage`) that are this PBS: storage id -> "server:datastore". A storage is
+// this PBS when its type is `pbs`, its `server` is one of `pbs_servers` (case-insensitive; any pbs storage when
+// the list is empty) and, when `pbs_datastores` is not empty, its `datastore` is one of them.
+std::map<std::string, std::string> pbs_target_storages(const nlohmann::json& storages,
+                                                       const std::vector<std::string>& pbs_servers,
+                                                       const std::vector<std::string>& pbs_datastores);
+
 // PVE vzdump jobs whose target storage is a `pbs` storage on this PBS. A storage matches when its
 // `server` is one of `pbs_servers` (case-insensitive; any pbs storage when the list is empty) and, when
 // `pbs_datastores` is not empty, its `datastore` is one of them. Disabled jobs (`enabled: 0`) are ignored;
-// legacy jobs without `schedule` use `dow` + `starttime` as PVE itself does.
+// legacy jobs without `schedule` use `dow` + `starttime` as PVE itself does. A job without `storage` uses the
+// node's vzdump defaults: pve_cluster fills it in and says so in `storage_from`; unresolved, it is ignored.
 JobList select_pve_backup_jobs(const nlohmann::json& cluster_backup, const nlohmann::json& storages,
                                const std::vector<std::string>& pbs_servers,
                                const std::vector<std::string>& pbs_datastores);
