@@ -18,6 +18,8 @@ SSH_KEY = CACHE / "ssh" / "id_ed25519"
 VMID = 100
 VM_NAME = "pbs"
 MEMORY_MB = int(os.environ.get("PBS_PATCH_LAB_MEMORY") or "1024")
+# Bound for a boot (or a reset) to reach an SSH login; raise it on a machine loaded by other VMs.
+BOOT_TIMEOUT = int(os.environ.get("PBS_PATCH_LAB_BOOT_TIMEOUT") or "180")
 SNAPSHOT = "pristine"
 
 QMP_SOCK = STATE / "qmp.sock"          # for qm / labctl (one client at a time)
