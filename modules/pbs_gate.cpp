@@ -4,6 +4,7 @@
 #include "pbs_patch/dpkg_audit.hpp"
 #include "pbs_patch/module.hpp"
 #include "pbs_patch/process.hpp"
+#include "pbs_patch/running_tasks.hpp"
 #include "pbs_patch/system_info.hpp"
 #include "pbs_patch/task_list.hpp"
 #include "pbs_patch/text.hpp"
@@ -26,7 +27,7 @@ const ParamSpecs kSpec = {
     {.name = "pbm_path", .type = ParamType::Path, .default_value = "/usr/sbin/proxmox-backup-manager"},
     {.name = "min_root_free_gb", .type = ParamType::Int, .default_value = 5, .min_value = 0},
     {.name = "root_path", .type = ParamType::Path, .default_value = "/"},
-    {.name = "task_active_file", .type = ParamType::Path, .default_value = "/var/log/proxmox-backup/tasks/active"},
+    {.name = "task_active_file", .type = ParamType::Path, .default_value = kTaskActiveFile},
     {.name = "apt_wait_timeout", .type = ParamType::Int, .default_value = 300, .min_value = 0},
     {.name = "apt_poll_interval", .type = ParamType::Int, .default_value = 5, .min_value = 1},
     {.name = "lock_files", .type = ParamType::List, .default_value = default_lock_files()},
@@ -39,19 +40,8 @@ const ParamSpecs kSpec = {
 
 const char* const kCheckOrder[] = {"tooling", "root_free_space", "running_tasks", "package_manager", "dpkg_state"};
 
-RunOptions timeout_of(const Module& m, const char* name) {
-    RunOptions options;
-    options.timeout = std::chrono::seconds(m.integer(name));
-    return options;
-}
-
 std::string describe_process(int pid, const std::string& comm, const std::string& cmdline) {
     return fmt::format("pid {} ({})", pid, cmdline.empty() ? comm : cmdline);
-}
-
-std::string describe_task(const TaskItem& t) {
-    return fmt::format("{} {} by {} since {} ({})", t.worker_type, t.worker_id.value_or("-"), t.user,
-                       utc_iso(t.starttime), t.upid);
 }
 
 // A gate outcome; `failed()` ends the run.
@@ -105,48 +95,29 @@ public:
     }
 
     Check running_tasks() {
-        const std::string pbm = m_.str("pbm_path");
-        const auto cli = run_process({pbm, "task", "list", "--output-format", "json"}, timeout_of(m_, "command_timeout"));
-        std::vector<TaskItem> tasks;
-        std::string source = "proxmox-backup-manager task list";
-        std::string cli_problem;
-        if (cli.rc == 0) {
-            try {
-                tasks = parse_task_list_json(cli.out);
-            } catch (const TaskListError& e) {
-                cli_problem = e.what();
-            }
-        } else {
-            cli_problem = cli.timed_out ? fmt::format("timed out after {} s", m_.integer("command_timeout"))
-                                        : fmt::format("rc {}: {}", cli.rc, tail_lines(trim(cli.err + cli.error), 3));
+        RunningTasks found;
+        try {
+            found = read_running_tasks(m_.str("pbm_path"), m_.str("task_active_file"),
+                                       std::chrono::seconds(m_.integer("command_timeout")));
+        } catch (const TaskListError& e) {
+            return Check::fail(fmt::format("{}: refusing to continue", e.what()), {{"source", nullptr}});
         }
-        if (!cli_problem.empty()) {
-            // The CLI asks the local API, which is down when the daemons are: read the daemon's own file.
-            const std::string active = m_.str("task_active_file");
-            source = active;
-            try {
-                tasks = parse_active_tasks(read_file(active));
-            } catch (const std::exception& e) {
-                return Check::fail(fmt::format("cannot tell whether PBS tasks are running (task list: {}; {}): "
-                                               "refusing to continue",
-                                               cli_problem, e.what()),
-                                   {{"source", nullptr}});
-            }
-            m_.warn(fmt::format("proxmox-backup-manager task list failed ({}); used {} instead", cli_problem, active));
+        if (!found.cli_problem.empty()) {
+            m_.warn(fmt::format("proxmox-backup-manager task list failed ({}); used {} instead", found.cli_problem,
+                                found.source));
         }
         json running = json::array();
         std::vector<std::string> names;
-        for (const auto& t : tasks) {
-            if (!t.running()) continue;
+        for (const auto& t : found.running) {
             running.push_back(t.to_json());
             names.push_back(describe_task(t));
         }
         running_tasks_ = running;
-        json data{{"source", source}, {"running", running}};
+        json data{{"source", found.source}, {"running", running}};
         if (!names.empty()) {
             return Check::fail(fmt::format("{} PBS task(s) running: {}", names.size(), join(names, "; ")), data);
         }
-        return Check::pass(fmt::format("no running PBS tasks (from {})", source), data);
+        return Check::pass(fmt::format("no running PBS tasks (from {})", found.source), data);
     }
 
     Check package_manager() {

@@ -6,6 +6,7 @@
 #include "pbs_patch/kernels.hpp"
 #include "pbs_patch/module.hpp"
 #include "pbs_patch/pbs_versions.hpp"
+#include "pbs_patch/port_probe.hpp"
 #include "pbs_patch/process.hpp"
 #include "pbs_patch/reboot_flag.hpp"
 #include "pbs_patch/system_info.hpp"
@@ -17,6 +18,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 namespace {
 
@@ -37,6 +39,9 @@ const ParamSpecs kSpec = {
     {.name = "boot_path", .type = ParamType::Path, .default_value = "/boot"},
     {.name = "reboot_required_file", .type = ParamType::Path, .default_value = "/var/run/reboot-required"},
     {.name = "command_timeout", .type = ParamType::Int, .default_value = 60, .min_value = 1},
+    {.name = "settle_timeout", .type = ParamType::Int, .default_value = 0, .min_value = 0},
+    {.name = "proxy_port", .type = ParamType::Int, .default_value = 8007, .min_value = 0},
+    {.name = "proxy_host", .type = ParamType::Str, .default_value = "127.0.0.1"},
 };
 
 class Health {
@@ -45,8 +50,11 @@ public:
 
     json run() {
         const auto started = Clock::now();
-        json summary{{"checked_at", utc_now_iso()}};
+        json summary;
+        summary["settle"] = settle();
+        summary["checked_at"] = utc_now_iso();
         summary["services"] = services();
+        summary["proxy"] = proxy();
         summary["boot"] = boot();
         summary["datastores"] = datastores();
         summary["pbs_version"] = versions();
@@ -58,6 +66,8 @@ public:
         json result{{"changed", false},
                     {"health_summary", summary},
                     {"services", summary["services"]},
+                    {"proxy", summary["proxy"]},
+                    {"settle", summary["settle"]},
                     {"datastores", summary["datastores"]},
                     {"pbs_version", summary["pbs_version"]},
                     {"versions", versions_},
@@ -72,33 +82,99 @@ public:
         if (!problems_.empty()) {
             throw ModuleFailure(fmt::format("PBS is not healthy: {}", join(problems_, "; ")), result);
         }
-        result["msg"] = fmt::format("PBS healthy: {} unit(s) active and enabled, {} datastore(s) available",
-                                    summary["services"].size(), available_stores_);
+        result["msg"] = fmt::format("PBS healthy: {} unit(s) active and enabled{}, {} datastore(s) available",
+                                    summary["services"].size(),
+                                    probe_ ? fmt::format(", port {} answers ({})", probe_->port, to_string(probe_->answer)) : "",
+                                    available_stores_);
         return result;
     }
 
 private:
-    json services() {
+    // systemctl show for the configured units; an error text instead when it cannot be read.
+    void read_units() {
+        units_.clear();
+        units_error_.clear();
         const auto names = m_.list("services");
-        json out = json::array();
-        if (names.empty()) return out;
+        if (names.empty()) return;
         std::vector<std::string> argv{"systemctl", "show", "-p", kUnitProperties, "--"};
         argv.insert(argv.end(), names.begin(), names.end());
         const auto r = run_process(argv, timeout());
         try {
             if (r.rc != 0) throw UnitStateError(failure("systemctl show", r));
-            for (const auto& unit : parse_unit_states(names, r.out)) {
-                out.push_back(unit.to_json());
-                if (!unit.healthy()) {
-                    problems_.push_back(fmt::format("unit {} {} (ActiveState={}, SubState={}, UnitFileState={})",
-                                                    unit.id, unit.problem(), unit.active_state, unit.sub_state,
-                                                    unit.unit_file_state.empty() ? "-" : unit.unit_file_state));
-                }
-            }
+            units_ = parse_unit_states(names, r.out);
         } catch (const UnitStateError& e) {
-            problems_.push_back(fmt::format("cannot read the state of {}: {}", join(names, ", "), e.what()));
+            units_error_ = e.what();
+        }
+    }
+
+    // Health is judged once the units have settled (none activating, deactivating, reloading or waiting for a
+    // restart) and, when they all look healthy, the proxy answers on its port, or once settle_timeout has passed.
+    json settle() {
+        const auto start = Clock::now();
+        const auto limit = std::chrono::seconds(m_.integer("settle_timeout"));
+        int polls = 0;
+        bool settled = false;
+        std::vector<std::string> waited_for;
+        while (true) {
+            ++polls;
+            read_units();
+            if (m_.integer("proxy_port") > 0) probe_ = probe_port();
+            std::vector<std::string> pending;
+            bool all_healthy = units_error_.empty();
+            for (const auto& u : units_) {
+                if (u.settling()) pending.push_back(fmt::format("{} {}/{}", u.id, u.active_state, u.sub_state));
+                all_healthy = all_healthy && u.healthy();
+            }
+            if (pending.empty() && all_healthy && probe_ && !probe_->answered()) {
+                pending.push_back(fmt::format("port {}: {}", probe_->port, probe_->detail));
+            }
+            for (const auto& p : pending) {
+                if (std::find(waited_for.begin(), waited_for.end(), p) == waited_for.end()) waited_for.push_back(p);
+            }
+            settled = pending.empty();
+            if (settled || Clock::now() - start >= limit) break;
+            std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::seconds(1), limit - (Clock::now() - start)));
+        }
+        return {{"settled", settled},
+                {"waited_s", std::chrono::duration<double>(Clock::now() - start).count()},
+                {"timeout_s", m_.integer("settle_timeout")},
+                {"polls", polls},
+                {"waited_for", waited_for}};
+    }
+
+    PortProbe probe_port() const {
+        return probe_tls_port(m_.str("proxy_host"), static_cast<int>(m_.integer("proxy_port")), std::chrono::seconds(5));
+    }
+
+    json services() {
+        json out = json::array();
+        if (!units_error_.empty()) {
+            problems_.push_back(fmt::format("cannot read the state of {}: {}", join(m_.list("services"), ", "), units_error_));
+            return out;
+        }
+        for (const auto& unit : units_) {
+            out.push_back(unit.to_json());
+            if (!unit.healthy()) {
+                problems_.push_back(fmt::format("unit {} {} (ActiveState={}, SubState={}, UnitFileState={})",
+                                                unit.id, unit.problem(), unit.active_state, unit.sub_state,
+                                                unit.unit_file_state.empty() ? "-" : unit.unit_file_state));
+            }
         }
         return out;
+    }
+
+    // The API really answers: a TLS handshake (or an HTTP answer) on the proxy's port, not just a unit `active`.
+    json proxy() {
+        if (!probe_) return nullptr;
+        if (!probe_->answered()) {
+            std::string units;
+            for (const auto& u : units_) {
+                if (u.id.find("proxy") != std::string::npos) units += fmt::format(", although {} is {}/{}", u.id, u.active_state, u.sub_state);
+            }
+            problems_.push_back(fmt::format("nothing answers on port {} of {} (no TLS handshake, no HTTP answer){}: {}",
+                                            probe_->port, probe_->host, units, probe_->detail));
+        }
+        return probe_->to_json();
     }
 
     json boot() {
@@ -239,6 +315,9 @@ private:
     }
 
     Module& m_;
+    std::vector<UnitState> units_;
+    std::string units_error_;
+    std::optional<PortProbe> probe_;
     std::vector<std::string> problems_;
     json versions_ = json::array();
     json tasks_ = json::array();

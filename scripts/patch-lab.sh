@@ -57,10 +57,10 @@ say "1/6 Set-up: Debian packages and the project venv (installs only what is mis
 "$top/scripts/setup.sh"
 export PATH="$top/.venv/bin:$PATH"
 
-say "2/6 Build the module binaries (static C++: pbs_gate, pbs_upgrade, pbs_health, pbs_window, pbs_lease, pve_cluster -> plugins/modules)"
+say "2/6 Build the module binaries (static C++: pbs_gate, pbs_upgrade, pbs_health, pbs_window, pbs_lease, pbs_quiesce, pve_cluster -> plugins/modules)"
 cmake --preset release >"$out/cmake-configure.log" 2>&1 || { tail -30 "$out/cmake-configure.log"; exit 1; }
 cmake --build --preset release
-for m in pbs_gate pbs_upgrade pbs_health pbs_window pbs_lease pve_cluster; do
+for m in pbs_gate pbs_upgrade pbs_health pbs_window pbs_lease pbs_quiesce pve_cluster; do
   [ -x "plugins/modules/$m" ] || { echo "plugins/modules/$m was not built"; exit 1; }
 done
 

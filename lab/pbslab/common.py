@@ -18,6 +18,10 @@ SSH_KEY = CACHE / "ssh" / "id_ed25519"
 VMID = 100
 VM_NAME = "pbs"
 MEMORY_MB = int(os.environ.get("PBS_PATCH_LAB_MEMORY") or "1024")
+# Bound for a boot (or a reset) to reach an SSH login; raise it on a machine loaded by other VMs.
+# Bounds for a boot: generous, since a 2-core machine running several emulated VMs was seen to need almost four
+# minutes for one boot (load average 12); an idle one needs 10-20 s.
+BOOT_TIMEOUT = int(os.environ.get("PBS_PATCH_LAB_BOOT_TIMEOUT") or "600")
 SNAPSHOT = "pristine"
 
 QMP_SOCK = STATE / "qmp.sock"          # for qm / labctl (one client at a time)

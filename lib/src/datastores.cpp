@@ -27,34 +27,6 @@ bool is_directory(const std::string& path) {
 
 }  // namespace
 
-std::optional<MaintenanceMode> parse_maintenance_mode(std::string_view text) {
-    MaintenanceMode mode;
-    // The message is the last key and may itself hold commas (PBS quotes or percent-encodes it).
-    std::size_t start = 0;
-    while (start < text.size()) {
-        const auto rest = text.substr(start);
-        if (starts_with(rest, "message=")) {
-            std::string message(rest.substr(8));
-            if (message.size() >= 2 && message.front() == '"' && message.back() == '"') {
-                message = message.substr(1, message.size() - 2);
-            }
-            mode.message = message;
-            break;
-        }
-        const auto comma = rest.find(',');
-        const auto part = trim(rest.substr(0, comma));
-        if (starts_with(part, "type=")) {
-            mode.type = part.substr(5);
-        } else if (!part.empty() && part.find('=') == std::string::npos && mode.type.empty()) {
-            mode.type = part;  // the default key may be written without its name
-        }
-        if (comma == std::string_view::npos) break;
-        start += comma + 1;
-    }
-    if (mode.type.empty()) return std::nullopt;
-    return mode;
-}
-
 std::vector<Datastore> parse_datastore_list(std::string_view text) {
     json doc;
     try {

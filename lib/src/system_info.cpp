@@ -41,8 +41,28 @@ std::optional<double> parse_uptime(std::string_view text) {
     }
 }
 
+std::optional<std::string> parse_boot_id(std::string_view text) {
+    std::string id = trim(text);
+    if (id.size() != 36) return std::nullopt;
+    for (std::size_t i = 0; i < id.size(); ++i) {
+        char& c = id[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-') return std::nullopt;
+        } else if (c >= 'A' && c <= 'F') {
+            c = static_cast<char>(c - 'A' + 'a');
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return std::nullopt;
+        }
+    }
+    return id;
+}
+
 std::string read_boot_id(const std::string& proc_root) {
-    return trim(read_file(proc_root + "/sys/kernel/random/boot_id"));
+    const std::string path = proc_root + "/sys/kernel/random/boot_id";
+    const std::string text = read_file(path);
+    auto id = parse_boot_id(text);
+    if (!id) throw std::runtime_error(path + " does not hold a UUID: '" + tail_lines(trim(text), 1).substr(0, 80) + "'");
+    return *id;
 }
 
 std::optional<double> read_uptime(const std::string& proc_root) {

@@ -7,9 +7,11 @@ usage: sandbox_health_test.py <pbs_health binary> <fixtures dir>"""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 
 MODULE = os.path.abspath(sys.argv[1])
 FIXTURES = os.path.abspath(sys.argv[2])
@@ -57,6 +59,7 @@ esac''')
         env = dict(os.environ, PATH=bindir + ":" + os.environ.get("PATH", ""))
 
         def run(check_mode=False, **params):
+            params.setdefault("proxy_port", 0)
             args = {"pbm_path": os.path.join(work, "pbm"), "proc_path": proc,
                     "reboot_required_file": os.path.join(work, "reboot-required"),
                     "boot_path": os.path.join(work, "boot"), "_ansible_check_mode": check_mode, **params}
@@ -131,6 +134,66 @@ esac''')
 esac''')
         r = run()
         check(r["failed"] is False and r["health_summary"]["tasks"]["error"], "task list error reported", r)
+        # The proxy must really answer on its port: a recorded OpenSSL ServerHello answers, a silent listener does not.
+        script(os.path.join(work, "pbm"), f'''case "$1 $2" in
+  "task list") case "$*" in *--all*) cat "{tasks}";; *) echo "[]";; esac ;;
+  "versions --output-format") cat "{FIXTURES}/pbs_versions.json" ;;
+  "datastore list") cat "{stores}" ;;
+esac''')
+        hello = bytes.fromhex(open(os.path.join(FIXTURES, "tls_reply_server_hello.hex")).read().strip())
+        tls = socket.socket()
+        tls.bind(("127.0.0.1", 0))
+        tls.listen(8)
+
+        def serve():
+            while True:
+                try:
+                    c, _ = tls.accept()
+                except OSError:
+                    return
+                c.recv(4096)
+                c.sendall(hello)
+                c.close()
+        threading.Thread(target=serve, daemon=True).start()
+        r = run(proxy_port=tls.getsockname()[1])
+        check(r["failed"] is False and r["proxy"]["answer"] == "tls" and r["proxy"]["answered"] is True,
+              "a TLS answer on the port passes", r)
+        check("port %d answers (tls)" % tls.getsockname()[1] in r["msg"], "msg says the port answers", r)
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        r = run(proxy_port=silent.getsockname()[1], settle_timeout=1)
+        check(r["failed"] is True and "nothing answers on port %d" % silent.getsockname()[1] in r["msg"],
+              "units active but nothing answering fails naming the port", r)
+        check("although proxmox-backup-proxy.service is active/running" in r["msg"], "msg says the proxy is active", r)
+        check(r["settle"]["settled"] is False and r["settle"]["waited_for"], "the wait for the port is reported", r)
+        silent.close()
+        tls.close()
+
+        # Units still activating are waited for, not failed at once (a proxy that takes its time after boot):
+        # systemctl prints the recorded 'activating' sample twice, then the healthy one.
+        calls = os.path.join(work, "calls")
+        script(os.path.join(bindir, "systemctl"), f'''n=$(cat "{calls}" 2>/dev/null || echo 0); echo $((n+1)) > "{calls}"
+if [ "$n" -lt 2 ]; then cat "{FIXTURES}/systemctl_show_pbs_proxy_activating.txt"; else cat "{FIXTURES}/systemctl_show_pbs_healthy.txt"; fi''')
+        r = run(settle_timeout=30)
+        check(r["failed"] is False and r["settle"]["settled"] is True and r["settle"]["polls"] == 3,
+              "activating units are retried until they settle", r)
+        check("proxmox-backup-proxy.service activating/start" in r["settle"]["waited_for"], "what was waited for", r)
+        # ... but only within the bound: still activating then fails naming the unit
+        script(os.path.join(bindir, "systemctl"), f'cat "{FIXTURES}/systemctl_show_pbs_proxy_activating.txt"')
+        r = run(settle_timeout=2)
+        check(r["failed"] is True and "proxmox-backup-proxy.service not active (activating/start)" in r["msg"]
+              and r["settle"]["settled"] is False, "still activating after the bound fails", r)
+        r = run()
+        check(r["failed"] is True and r["settle"]["polls"] == 1, "settle_timeout 0 judges at once", r)
+        script(os.path.join(bindir, "systemctl"), f'cat "{show}"')
+
+        # A boot id that is not a UUID (an error text read while the host went down) proves nothing.
+        with open(os.path.join(proc, "sys/kernel/random/boot_id"), "w") as f:
+            f.write("Connection to 127.0.0.1 closed by remote host.\n")
+        r = run(expect_boot_id_not="5b1f3e52-9a3c-4c1e-8f0e-2d7a1c6b9e10")
+        check(r["failed"] is True and "boot id unreadable" in r["msg"] and r["boot_id"] is None, "non-UUID boot id", r)
+
         r = run(bogus=1)
         check(r["failed"] is True and "bogus" in r["msg"], "unknown parameter refused", r)
     finally:

@@ -38,6 +38,19 @@ TEST_CASE("uptime parsing") {
     CHECK_FALSE(parse_uptime("-1 2"));
 }
 
+TEST_CASE("boot id: only a UUID is a boot id") {
+    CHECK(parse_boot_id("5b1f3e52-9a3c-4c1e-8f0e-2d7a1c6b9e10\n") == "5b1f3e52-9a3c-4c1e-8f0e-2d7a1c6b9e10");
+    CHECK(parse_boot_id("5B1F3E52-9A3C-4C1E-8F0E-2D7A1C6B9E10") == "5b1f3e52-9a3c-4c1e-8f0e-2d7a1c6b9e10");
+    // what a read can return while the host shuts down (ansible issue #83018) is not a new boot id
+    CHECK_FALSE(parse_boot_id(""));
+    CHECK_FALSE(parse_boot_id("cat: /proc/sys/kernel/random/boot_id: No such file or directory"));
+    CHECK_FALSE(parse_boot_id("Connection to 127.0.0.1 closed by remote host."));
+    CHECK_FALSE(parse_boot_id("5b1f3e52-9a3c-4c1e-8f0e-2d7a1c6b9e1"));
+    CHECK_FALSE(parse_boot_id("5b1f3e52-9a3c-4c1e-8f0e-2d7a1c6b9e10x"));
+    CHECK_FALSE(parse_boot_id("5b1f3e52_9a3c-4c1e-8f0e-2d7a1c6b9e10"));
+    CHECK_FALSE(parse_boot_id("zb1f3e52-9a3c-4c1e-8f0e-2d7a1c6b9e10"));
+}
+
 TEST_CASE("boot id, kernel release, uptime from the live system") {
     const auto id = read_boot_id();
     CHECK(id.size() == 36);

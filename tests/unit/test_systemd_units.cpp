@@ -20,6 +20,29 @@ TEST_CASE("systemctl show: the two PBS daemons, active and enabled") {
     CHECK(units[0].to_json()["problem"].is_null());
 }
 
+TEST_CASE("systemctl show: the proxy still starting (lab fault slow-proxy) is settling, not judged yet") {
+    const auto units = parse_unit_states({"proxmox-backup", "proxmox-backup-proxy"},
+                                         fixture("systemctl_show_pbs_proxy_activating.txt"));
+    REQUIRE(units.size() == 2);
+    CHECK_FALSE(units[0].settling());
+    CHECK(units[1].settling());
+    CHECK(units[1].active_state == "activating");
+    CHECK(units[1].problem() == "not active (activating/start)");
+    UnitState u = units[1];
+    u.active_state = "activating";
+    u.sub_state = "auto-restart";  // Restart=on-failure waiting for its next start
+    CHECK(u.settling());
+    u.active_state = "failed";
+    u.sub_state = "failed";
+    CHECK_FALSE(u.settling());
+    const std::vector<std::string> transitional{"deactivating", "reloading", "refreshing"};
+    for (const auto& state : transitional) {
+        UnitState t;
+        t.active_state = state;
+        CHECK(t.settling());
+    }
+}
+
 TEST_CASE("systemctl show: the proxy refusing to start (lab fault proxy-fails)") {
     const auto units =
         parse_unit_states({"proxmox-backup", "proxmox-backup-proxy"}, fixture("systemctl_show_pbs_proxy_failed.txt"));

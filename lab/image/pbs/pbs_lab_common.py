@@ -7,12 +7,15 @@ import re
 import socket
 import subprocess
 import time
+import urllib.parse
 
 PKG_VERSION = "@PKG_VERSION@"          # replaced by lab/image/debs.sh, e.g. 3.2.4-1
 TASKS_DIR = "/var/log/proxmox-backup/tasks"
 ACTIVE = TASKS_DIR + "/active"
 ACTIVE_LOCK = TASKS_DIR + "/active.lock"
 DATASTORE_CFG = "/etc/proxmox-backup/datastore.cfg"
+DATASTORE_LOCK = "/etc/proxmox-backup/.datastore.lck"
+ACTIVE_OPS_DIR = "/run/proxmox-backup/active-operations"   # pbs_datastore::ACTIVE_OPERATIONS_DIR
 API_ADDR = ("127.0.0.1", 82)
 PROXY_PORT = 8007
 
@@ -218,6 +221,253 @@ def read_datastores():
             key, _, val = line.strip().partition(" ")
             cur[key] = val.strip()
     return sorted(stores, key=lambda s: s["name"])
+
+
+# --- datastore config and maintenance mode ----------------------------------------------------------------
+# Follows pbs-api-types (MaintenanceMode: default key "type", "message" <= 64 characters without control
+# characters; DataStoreConfig::set_maintenance_mode) and proxmox-schema (property_string.rs: next_property,
+# parse_quoted_string; ser/mod.rs: the default key is written without its name, a value is quoted only when it
+# holds '"', '\\' or a newline).
+MAINTENANCE_TYPES = ("read-only", "offline", "delete")
+
+
+class PropertyError(ValueError):
+    pass
+
+
+def _parse_quoted(data):
+    """data starts with '"': returns (value, rest)."""
+    out, i, esc = [], 1, False
+    while i < len(data):
+        c = data[i]
+        if esc:
+            if c not in '"\\n':
+                raise PropertyError("unsupported escape sequence")
+            out.append("\n" if c == "n" else c)
+            esc = False
+        elif c == "\\":
+            esc = True
+        elif c == '"':
+            return "".join(out), data[i + 1:]
+        else:
+            out.append(c)
+        i += 1
+    raise PropertyError("unexpected end of string")
+
+
+def parse_property_string(data, default_key):
+    """[(key, value)] of a property string, the keyless value under default_key."""
+    props = []
+    while data:
+        key = None
+        if not data.startswith('"'):
+            pos = min([p for p in (data.find(","), data.find("=")) if p >= 0] or [-1])
+            if pos >= 0 and data[pos] == "=":
+                key, data = data[:pos], data[pos + 1:]
+            if not data.startswith('"'):
+                comma = data.find(",")
+                value, data = (data, "") if comma < 0 else (data[:comma], data[comma + 1:])
+                props.append((key or default_key, value))
+                continue
+        value, data = _parse_quoted(data)
+        if data:
+            if not data.startswith(","):
+                raise PropertyError("garbage after quoted string")
+            data = data[1:]
+        props.append((key or default_key, value))
+    return props
+
+
+def parse_maintenance_mode(text):
+    """{"type", "message"?} or raises PropertyError, like MaintenanceMode's schema deserializer."""
+    mode = {}
+    for key, value in parse_property_string(text, "type"):
+        if key not in ("type", "message"):
+            raise PropertyError("additional properties not allowed: %s" % key)
+        if key in mode:
+            raise PropertyError("duplicate field `%s`" % key)
+        mode[key] = value
+    if "type" not in mode:
+        raise PropertyError("missing field `type`")
+    if mode["type"] not in MAINTENANCE_TYPES:
+        raise PropertyError("value '%s' is not defined in the enumeration." % mode["type"])
+    msg = mode.get("message")
+    if msg is not None and (len(msg) > 64 or any(ord(c) < 0x20 or ord(c) == 0x7f for c in msg)):
+        raise PropertyError("message: value does not match the regex pattern" if len(msg) <= 64
+                            else "message: value may only be 64 characters long")
+    return mode
+
+
+def print_maintenance_mode(mode):
+    """PropertyString::to_property_string: 'read-only' or 'read-only,message=...' (quoted only if needed)."""
+    out = mode["type"]
+    msg = mode.get("message")
+    if msg is not None:
+        if any(c in msg for c in '"\\\n'):
+            msg = '"' + msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        out += ",message=" + msg
+    return out
+
+
+def maintenance_of(store):
+    """The mode PBS enforces for a datastore entry, or None (DataStoreConfig::get_maintenance_mode: a string
+    that does not parse counts as no maintenance)."""
+    raw = store.get("maintenance-mode")
+    if not raw:
+        return None
+    try:
+        return parse_maintenance_mode(raw)
+    except PropertyError:
+        return None
+
+
+def check_maintenance(store_name, operation):
+    """MaintenanceMode::check as DataStore::lookup_datastore reports it; operation 'read', 'write' or None.
+    Returns the error text, or None when the operation may go ahead."""
+    for store in read_datastores():
+        if store["name"] != store_name:
+            continue
+        mode = maintenance_of(store)
+        if mode is None or operation is None:
+            return None
+        msg = urllib.parse.unquote(mode.get("message", ""))
+        if mode["type"] == "delete":
+            return "datastore '%s' is in datastore is being deleted" % store_name
+        if mode["type"] == "offline":
+            return "datastore '%s' is in offline maintenance mode: %s" % (store_name, msg)
+        if mode["type"] == "read-only" and operation == "write":
+            return "datastore '%s' is in read-only maintenance mode: %s" % (store_name, msg)
+        return None
+    return "no such datastore '%s'" % store_name
+
+
+class DatastoreLock:
+    """pbs_config::datastore::lock_config (the config lock file)."""
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(DATASTORE_LOCK), exist_ok=True)
+        self.fd = os.open(DATASTORE_LOCK, os.O_RDWR | os.O_CREAT, 0o640)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def write_datastore_property(name, key, value):
+    """Set (value str) or delete (value None) one property of 'datastore: <name>' in datastore.cfg, keeping
+    every other line as it is. Raises KeyError when the datastore does not exist."""
+    with open(DATASTORE_CFG) as f:
+        lines = f.read().splitlines()
+    out, found, inside = [], False, False
+    for line in lines:
+        if line and not line[0].isspace():
+            if inside and value is not None and not any(l.strip().split(" ", 1)[0] == key for l in section):
+                out.append("\t%s %s" % (key, value))
+            kind, _, ident = line.partition(":")
+            inside = kind.strip() == "datastore" and ident.strip() == name
+            found = found or inside
+            section = []
+            out.append(line)
+            continue
+        if inside and line.strip():
+            section.append(line)
+            if line.strip().split(" ", 1)[0] == key:
+                if value is not None:
+                    out.append("\t%s %s" % (key, value))
+                continue
+        out.append(line)
+    if inside and value is not None and not any(l.strip().split(" ", 1)[0] == key for l in section):
+        out.append("\t%s %s" % (key, value))
+    if not found:
+        raise KeyError(name)
+    tmp = DATASTORE_CFG + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(out) + "\n")
+    os.chmod(tmp, 0o640)
+    try:
+        import pwd
+        os.chown(tmp, 0, pwd.getpwnam("backup").pw_gid)
+    except (KeyError, OSError):
+        pass
+    os.replace(tmp, DATASTORE_CFG)
+
+
+# --- active operations (pbs-datastore/src/task_tracking.rs) ----------------------------------------------
+# Which operation a worker type takes on its datastore (DataStore::lookup_datastore callers: backup, prune, GC,
+# sync target -> Write; reader, verify, tape backup -> Read).
+WRITE_TYPES = {"backup", "prune", "prunejob", "garbage_collection", "sync", "syncjob"}
+READ_TYPES = {"reader", "verify", "verify_group", "verify_snapshot", "verificationjob", "tape-backup",
+              "tape-backup-job"}
+
+
+def task_operation(worker_type):
+    if worker_type in WRITE_TYPES:
+        return "write"
+    if worker_type in READ_TYPES:
+        return "read"
+    return None
+
+
+def task_store(worker_type, worker_id):
+    """The datastore a task works on, from its worker id (platform-facts: backup 'store:type/id', reader
+    'store:...', syncjob 'remote:remote-store:store:ns:job', verificationjob 'store:job', GC 'store')."""
+    if not worker_id:
+        return None
+    parts = worker_id.split(":")
+    if worker_type in ("sync", "syncjob") and len(parts) >= 3:
+        return parts[2]
+    return parts[0]
+
+
+def update_active_operations(store, operation, count, pid=None):
+    """task_tracking::update_active_operations for process pid (default: this one)."""
+    os.makedirs(ACTIVE_OPS_DIR, mode=0o750, exist_ok=True)
+    pid = pid or os.getpid()
+    starttime = proc_start_ticks(pid)
+    path = os.path.join(ACTIVE_OPS_DIR, store)
+    lockfd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o660)
+    try:
+        fcntl.flock(lockfd, fcntl.LOCK_EX)
+        try:
+            with open(path) as f:
+                entries = json.load(f)
+        except FileNotFoundError:
+            entries = []
+        out, updated = [], False
+        for e in entries:
+            if proc_start_ticks(e["pid"]) != e["starttime"]:
+                continue                         # a dead process, or an older process with a reused pid
+            if e["pid"] == pid:
+                e["active_operations"][operation] += count
+                updated = True
+            out.append(e)
+        if not updated:
+            out.append({"pid": pid, "starttime": starttime,
+                        "active_operations": {"read": 1 if operation == "read" else 0,
+                                              "write": 1 if operation == "write" else 0}})
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(dumps(out))
+        os.chmod(tmp, 0o660)
+        os.replace(tmp, path)
+    finally:
+        os.close(lockfd)
+
+
+def get_active_operations(store):
+    """task_tracking::get_active_operations: {"read", "write"} summed over live processes."""
+    try:
+        with open(os.path.join(ACTIVE_OPS_DIR, store)) as f:
+            entries = json.load(f)
+    except FileNotFoundError:
+        return {"read": 0, "write": 0}
+    total = {"read": 0, "write": 0}
+    for e in entries:
+        if proc_start_ticks(e["pid"]) == e["starttime"]:
+            total["read"] += e["active_operations"]["read"]
+            total["write"] += e["active_operations"]["write"]
+    return total
 
 
 def dpkg_versions(pkgs):

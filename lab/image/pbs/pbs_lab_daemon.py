@@ -3,7 +3,12 @@
   proxmox-backup-api    API daemon, 127.0.0.1:82 (plain HTTP), Type=notify
   proxmox-backup-proxy  public daemon, HTTPS on :8007; forwards /api2/ to the API daemon, so API calls fail
                         when proxmox-backup.service is down (the lab's contract: fail closed)
-Knob: the file /etc/proxmox-backup/lab-fail-start-<name> makes that daemon fail at start."""
+Knobs (files in /etc/proxmox-backup, read at each start):
+  lab-fail-start-<name>       that daemon fails at start
+  lab-slow-start-<name>       holds N: that daemon takes N s to start (the unit is 'activating' meanwhile), then
+                              listens and tells systemd it is ready
+  lab-not-listening-<name>    that daemon starts and reports ready, but listens on no port (units active,
+                              nothing answers on 8007)"""
 import http.client
 import http.server
 import json
@@ -88,6 +93,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(200, {"data": items, "total": len(items)})
         if parts == ["config", "datastore"]:
             return self.reply(200, {"data": C.read_datastores()})
+        if len(parts) == 4 and parts[:2] == ["admin", "datastore"] and parts[3] == "active-operations":
+            # src/api2/admin/datastore.rs get_active_operations
+            if not any(d["name"] == parts[2] for d in C.read_datastores()):
+                return self.reply(400, {"data": None, "message": "no such datastore '%s'\n" % parts[2]})
+            return self.reply(200, {"data": C.get_active_operations(parts[2])})
         return self.reply(404, {"data": None, "message": "Path not found."})
 
 
@@ -95,6 +105,21 @@ def main():
     if os.path.exists("/etc/proxmox-backup/lab-fail-start-" + NAME):
         print("%s: lab fault knob: refusing to start" % NAME, file=sys.stderr)
         return 1
+    knob = "/etc/proxmox-backup/lab-%s-" + NAME
+    # the slow-start and not-listening knobs act on a start (a boot), not on a reload (the upgrade's postinst)
+    reexec = os.environ.pop("PBS_LAB_REEXEC", "") == "1"
+    if os.path.exists(knob % "slow-start") and not reexec:
+        import time
+        seconds = int(open(knob % "slow-start").read().strip() or "20")
+        C.sd_notify("STATUS=lab fault knob: starting slowly (%d s)" % seconds)
+        time.sleep(seconds)  # the daemon's simulated slow start, not a test's wait
+    if os.path.exists(knob % "not-listening") and not reexec:
+        C.sd_notify("READY=1\nMAINPID=%d\nSTATUS=%s %s running, listening nowhere (lab fault knob)"
+                    % (os.getpid(), NAME, C.running_version()))
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        signal.signal(signal.SIGHUP, lambda *_: os.execve(sys.argv[0], sys.argv, dict(os.environ, PBS_LAB_REEXEC="1")))
+        while True:
+            signal.pause()
     if NAME == "proxmox-backup-proxy":
         srv = Server(("0.0.0.0", C.PROXY_PORT), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -116,7 +141,7 @@ def main():
     srv.serve_forever()
     srv.server_close()
     if reload:
-        os.execv(sys.argv[0], sys.argv)
+        os.execve(sys.argv[0], sys.argv, dict(os.environ, PBS_LAB_REEXEC="1"))
     return 0
 
 

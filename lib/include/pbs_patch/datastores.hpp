@@ -3,6 +3,8 @@
 // (`<path>/.chunks`) is what proves it.
 #pragma once
 
+#include "pbs_patch/maintenance_mode.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <optional>
@@ -12,14 +14,6 @@
 #include <vector>
 
 namespace pbs_patch {
-
-struct MaintenanceMode {
-    std::string type;  // "read-only", "offline" (PBS 3.3+ also "delete", "unmount")
-    std::optional<std::string> message;
-};
-
-// `type=offline,message=...` (a PBS property string); nullopt when it has no type.
-std::optional<MaintenanceMode> parse_maintenance_mode(std::string_view text);
 
 struct Datastore {
     std::string name;

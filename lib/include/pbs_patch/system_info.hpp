@@ -22,6 +22,10 @@ DiskSpace probe_disk_space(const std::string& path);  // throws std::runtime_err
 // `/proc/uptime`: first field, seconds.
 std::optional<double> parse_uptime(std::string_view text);
 
+// A boot id is a UUID (`8-4-4-4-12` hex digits, as /proc/sys/kernel/random/boot_id prints it): anything else,
+// such as an error text read while the host shuts down (ansible issue #83018), is nullopt. Lowercased.
+std::optional<std::string> parse_boot_id(std::string_view text);
+// Throws std::runtime_error when the file cannot be read or does not hold a UUID.
 std::string read_boot_id(const std::string& proc_root = "/proc");
 std::optional<double> read_uptime(const std::string& proc_root = "/proc");
 std::string kernel_release();

@@ -33,6 +33,12 @@ struct UnitState {
     // `enabled-runtime` (enabled under /run) counts: it starts at boot as long as /run lasts, i.e. this boot.
     bool enabled() const { return unit_file_state == "enabled" || unit_file_state == "enabled-runtime"; }
     bool healthy() const { return loaded() && active() && enabled(); }
+    // On its way somewhere (activating, deactivating, reloading, refreshing, or waiting to be restarted): a
+    // verdict on it now would be premature, so the caller waits (bounded) for it to settle.
+    bool settling() const {
+        return active_state == "activating" || active_state == "deactivating" || active_state == "reloading" ||
+               active_state == "refreshing" || sub_state == "auto-restart";
+    }
     // Why the unit is not healthy ("not found", "masked", "not active (failed/failed)", "not enabled
     // (disabled)"), empty when healthy.
     std::string problem() const;
