@@ -132,6 +132,21 @@ def test_api_down_falls_back_to_active_file_and_finds_the_running_task(tmp_path,
     assert any("task list failed" in w for w in r.get("warnings", []))
 
 
+def test_out_of_range_numbers_from_the_cli_fall_back_to_the_active_file(tmp_path, pbs):
+    # A starttime of 2^64-1 used to wrap to -1 and pass as a task; now it is malformed output like any other,
+    # and the daemon's active-tasks file decides (here: a running backup).
+    import json
+    tasks = json.loads((FIXTURES / "task_list_all.json").read_text())
+    tasks[0]["starttime"] = 18446744073709551615
+    pbs["tasks"].write_text(json.dumps(tasks))
+    (pbs["dir"] / "active").write_text((FIXTURES / "tasks_active.txt").read_text())
+    r = gate(tmp_path, pbs["args"]).result
+    assert r["failed"] is True
+    assert r["checks"]["running_tasks"]["source"].endswith("/active")
+    assert "backup store1:vm/100" in r["msg"]
+    assert any("'starttime' is out of range" in w for w in r.get("warnings", [])), r.get("warnings")
+
+
 def test_api_down_with_only_finished_tasks_in_active_file_passes_with_warning(tmp_path, pbs):
     fake_command(pbs["pbm"], API_DOWN)
     lines = [l for l in (FIXTURES / "tasks_active.txt").read_text().splitlines() if len(l.split(" ")) > 1]
@@ -195,8 +210,32 @@ def test_held_lock_bounded_wait_then_failure_naming_the_pid(tmp_path, pbs):
     assert r["checks"]["dpkg_state"]["status"] == "skipped"
 
 
+_HOLD_UNTIL_WAITED_ON = """
+import fcntl, os, sys, time
+f = open(sys.argv[1], 'w')
+fcntl.lockf(f, fcntl.LOCK_EX)
+print('locked', flush=True)
+# Release once a process running `text` sleeps in (clock_)nanosleep: the gate's pause between two scans,
+# which it only takes after seeing a holder. Deterministic where a timed holder was not (it could be gone
+# before a slow ansible-playbook reached the gate). At most 120 s.
+text, deadline = sys.argv[2], time.monotonic() + 120
+while time.monotonic() < deadline:
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if text in open('/proc/%s/cmdline' % pid, 'rb').read().decode(errors='replace') and \
+                    open('/proc/%s/syscall' % pid).read().split(' ')[0] in ('35', '230'):
+                sys.exit(0)
+        except OSError:
+            pass
+    time.sleep(0.05)
+"""
+
+
 def test_lock_released_within_the_bound_proceeds(tmp_path, pbs):
-    holder = _hold_lock(pbs["locks"][1], 1.5)
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD_UNTIL_WAITED_ON, str(pbs["locks"][1]), "AnsiballZ_pbs_gate"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    holder = proc
     try:
         r = gate(tmp_path, dict(pbs["args"], apt_wait_timeout=30)).result
     finally:
