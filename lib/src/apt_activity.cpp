@@ -204,6 +204,17 @@ std::vector<LockHolder> find_lock_holders(const std::vector<std::string>& lock_f
     return holders;
 }
 
+bool is_apt_lock_failure(std::string_view apt_output) {
+    static const char* const markers[] = {"E: Could not get lock ", "E: Unable to acquire the dpkg frontend lock",
+                                          "E: Unable to lock directory ", "E: Unable to lock the administration directory"};
+    for (const auto& line : split_lines(apt_output)) {
+        for (const char* m : markers) {
+            if (starts_with(trim(line), m)) return true;
+        }
+    }
+    return false;
+}
+
 const std::vector<std::string>& default_lock_files() {
     static const std::vector<std::string> files = {"/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock",
                                                    "/var/lib/apt/lists/lock", "/var/cache/apt/archives/lock"};

@@ -166,3 +166,12 @@ TEST_CASE("package managers in another root (chroot, container) are not the host
     CHECK(root_of("/proc", "self") == "/");
     std::filesystem::remove_all(proc);
 }
+
+TEST_CASE("apt's lock failures, recorded from apt 2.6 on Debian 12 (held lock-frontend, lists lock, archives lock)") {
+    CHECK(is_apt_lock_failure(fixture("apt_lock_frontend_bookworm.txt")));
+    CHECK(is_apt_lock_failure(fixture("apt_lock_lists_bookworm.txt")));
+    CHECK(is_apt_lock_failure(fixture("apt_lock_archives_bookworm.txt")));
+    CHECK_FALSE(is_apt_lock_failure("E: Unable to locate package foo\n"));
+    CHECK_FALSE(is_apt_lock_failure("E: Sub-process /usr/bin/dpkg returned an error code (1)\n"));
+    CHECK_FALSE(is_apt_lock_failure(""));
+}

@@ -63,6 +63,11 @@ struct LockHolder {
 
 std::vector<LockHolder> find_lock_holders(const std::vector<std::string>& lock_files, const std::string& proc_root);
 
+// True when apt's output says it could not get one of its locks (apt-pkg's GetLock: "Could not get lock
+// /var/lib/dpkg/lock-frontend. It is held by process N (name)", "Unable to acquire the dpkg frontend lock",
+// "Unable to lock directory /var/lib/apt/lists/"): someone took the lock in between, worth waiting for.
+bool is_apt_lock_failure(std::string_view apt_output);
+
 // The lock files apt and dpkg use.
 const std::vector<std::string>& default_lock_files();
 
