@@ -19,6 +19,9 @@ VMID = 100
 VM_NAME = "pbs"
 MEMORY_MB = int(os.environ.get("PBS_PATCH_LAB_MEMORY") or "1024")
 SNAPSHOT = "pristine"
+# Seconds a start or reset waits for an SSH login (and a first boot for systemd to settle). Raise it on a
+# machine shared by several emulated VMs, where a boot can take minutes.
+BOOT_TIMEOUT = int(os.environ.get("PBS_PATCH_LAB_BOOT_TIMEOUT") or "180")
 
 QMP_SOCK = STATE / "qmp.sock"          # for qm / labctl (one client at a time)
 QMP_SUP_SOCK = STATE / "qmp-sup.sock"  # the supervisor's own monitor (events)
