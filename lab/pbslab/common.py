@@ -194,7 +194,9 @@ def wait_ssh(timeout=120, alive=None):
     while time.monotonic() < deadline:
         if alive is not None and not alive():
             raise LabError("the VM stopped while waiting for SSH (see %s)" % CONSOLE)
-        if ssh_banner() and ssh_login_ok():
+        # Per-attempt bounds grow with the boot bound: on a machine where a boot takes minutes, one banner or
+        # login can take longer than the usual 2 s / 10 s, and every attempt would time out.
+        if ssh_banner(timeout=max(2.0, BOOT_TIMEOUT / 60.0)) and ssh_login_ok(timeout=max(10, BOOT_TIMEOUT // 18)):
             return True
         time.sleep(0.3)
     raise LabError("no SSH login on 127.0.0.1:%d within %ds (see %s)" % (SSH_PORT, timeout, CONSOLE))
