@@ -8,11 +8,14 @@
 #include "pbs_patch/system_info.hpp"
 #include "pbs_patch/task_list.hpp"
 #include "pbs_patch/text.hpp"
+#include "pbs_patch/upgrade_run.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
+#include <optional>
 #include <map>
 #include <thread>
 #include <unistd.h>
@@ -36,6 +39,7 @@ const ParamSpecs kSpec = {
     {.name = "dpkg_configure_timeout", .type = ParamType::Int, .default_value = 900, .min_value = 1},
     {.name = "reboot_required_file", .type = ParamType::Path, .default_value = "/var/run/reboot-required"},
     {.name = "proc_path", .type = ParamType::Path, .default_value = "/proc"},
+    {.name = "upgrade_state_dir", .type = ParamType::Path, .default_value = kUpgradeStateDir},
 };
 
 const char* const kCheckOrder[] = {"tooling", "root_free_space", "running_tasks", "package_manager", "dpkg_state"};
@@ -120,43 +124,95 @@ public:
         return Check::pass(fmt::format("no running PBS tasks (from {})", found.source), data);
     }
 
+    // Package activity, waited for. pbs_upgrade's own detached worker (an earlier run's upgrade, still running
+    // after a lost connection) is not foreign activity: it is named as such and waited for within its own
+    // bound, and its apt/dpkg children are not reported as strangers. Foreign activity is waited for up to
+    // apt_wait_timeout, counted from when our own upgrade (if any) ended.
     Check package_manager() {
         const auto proc = m_.str("proc_path");
         const auto locks = m_.list("lock_files");
         const auto wait_limit = std::chrono::seconds(m_.integer("apt_wait_timeout"));
         const auto poll = std::chrono::seconds(m_.integer("apt_poll_interval"));
+        const UpgradeRunDir own_dir(m_.str("upgrade_state_dir"));
         const auto start = Clock::now();
+        auto foreign_since = start;
         std::map<int, json> waited_for;
+        std::optional<UpgradeRun> own;  // the earlier run's upgrade we saw running
         while (true) {
-            const auto processes = find_package_manager_processes(proc, static_cast<int>(::getpid()));
-            const auto holders = find_lock_holders(locks, proc);
-            const double waited = std::chrono::duration<double>(Clock::now() - start).count();
-            if (processes.empty() && holders.empty()) {
-                json data{{"waited_s", waited}, {"waited_for", json::array()}};
+            std::optional<UpgradeRun> own_now;
+            if (own_dir.worker_alive()) {
+                try {
+                    own_now = own_dir.read();
+                } catch (const UpgradeRunError&) {
+                }
+                if (!own_now) own_now = UpgradeRun{};  // alive, state unreadable: still ours
+                if (!own) own = own_now;
+            }
+            std::vector<int> ours;
+            if (own_now && own_now->worker_pid > 0) {
+                ours = descendants_among(list_processes(proc), own_now->worker_pid);
+                ours.push_back(own_now->worker_pid);
+            }
+            auto is_ours = [&](int pid) { return std::find(ours.begin(), ours.end(), pid) != ours.end(); };
+            auto processes = find_package_manager_processes(proc, static_cast<int>(::getpid()));
+            processes.erase(std::remove_if(processes.begin(), processes.end(), [&](const ProcessInfo& p) { return is_ours(p.pid); }),
+                            processes.end());
+            auto holders = find_lock_holders(locks, proc);
+            holders.erase(std::remove_if(holders.begin(), holders.end(), [&](const LockHolder& h) { return is_ours(h.pid); }),
+                          holders.end());
+            const auto now = Clock::now();
+            const double waited = std::chrono::duration<double>(now - start).count();
+            json own_json = own ? json{{"run_id", own->run_id}, {"started_at", utc_iso(own->started_at)},
+                                       {"worker_pid", own->worker_pid}, {"unit", own->unit}, {"bound_s", own->bound_s}}
+                                : json(nullptr);
+            if (!own_now && processes.empty() && holders.empty()) {
+                json data{{"waited_s", waited}, {"waited_for", json::array()}, {"own_upgrade", own_json}};
                 for (auto& [pid, p] : waited_for) data["waited_for"].push_back(p);
-                return Check::pass(waited_for.empty() ? std::string("no apt/dpkg process running, no lock held")
-                                                      : fmt::format("waited {:.0f} s for {} apt/dpkg process(es) to exit",
-                                                                    waited, waited_for.size()),
-                                   data);
-            }
-            for (const auto& p : processes) waited_for[p.pid] = p.to_json();
-            for (const auto& h : holders) waited_for[h.pid] = h.to_json();
-            if (Clock::now() - start >= wait_limit) {
-                std::vector<std::string> parts;
-                json busy = json::array();
-                json held = json::array();
-                for (const auto& p : processes) {
-                    parts.push_back(describe_process(p.pid, p.comm, p.cmdline));
-                    busy.push_back(p.to_json());
+                std::string detail = "no apt/dpkg process running, no lock held";
+                if (own) {
+                    detail = fmt::format("waited {:.0f} s for {} (an earlier run's upgrade, still running when this "
+                                         "run began) to finish; the upgrade step reports its result",
+                                         waited, own->describe());
+                } else if (!waited_for.empty()) {
+                    detail = fmt::format("waited {:.0f} s for {} apt/dpkg process(es) to exit", waited, waited_for.size());
                 }
-                for (const auto& h : holders) {
-                    parts.push_back(fmt::format("{} held by {}", h.path, describe_process(h.pid, h.comm, h.cmdline)));
-                    held.push_back(h.to_json());
-                }
-                return Check::fail(fmt::format("apt/dpkg still busy after waiting {:.0f} s: {}", waited, join(parts, "; ")),
-                                   {{"waited_s", waited}, {"processes", busy}, {"lock_holders", held}});
+                return Check::pass(detail, data);
             }
-            const auto left = wait_limit - (Clock::now() - start);
+            if (own_now) {
+                // Ours is bounded on its own; we wait for it, and foreign activity's clock starts after it.
+                foreign_since = now;
+                const auto deadline = own_now->started_at > 0 ? own_now->deadline() + 180 : 0;
+                const auto wall = static_cast<std::int64_t>(std::time(nullptr));
+                if ((deadline > 0 && wall > deadline) ||
+                    (deadline == 0 && now - start >= wait_limit + std::chrono::seconds(600))) {
+                    return Check::fail(
+                        fmt::format("{} (an earlier run's upgrade) is still running past its own bound of {} s: not "
+                                    "starting another apt beside it. It is ended by its own timeouts; look at it "
+                                    "with journalctl -u {} (or {}/worker.log), then rerun",
+                                    own_now->describe(), own_now->bound_s, kUpgradeUnit, own_dir.path()),
+                        {{"waited_s", waited}, {"own_upgrade", own_json}});
+                }
+            } else {
+                for (const auto& p : processes) waited_for[p.pid] = p.to_json();
+                for (const auto& h : holders) waited_for[h.pid] = h.to_json();
+                if (now - foreign_since >= wait_limit) {
+                    std::vector<std::string> parts;
+                    json busy = json::array();
+                    json held = json::array();
+                    for (const auto& p : processes) {
+                        parts.push_back(describe_process(p.pid, p.comm, p.cmdline));
+                        busy.push_back(p.to_json());
+                    }
+                    for (const auto& h : holders) {
+                        parts.push_back(fmt::format("{} held by {}", h.path, describe_process(h.pid, h.comm, h.cmdline)));
+                        held.push_back(h.to_json());
+                    }
+                    return Check::fail(fmt::format("apt/dpkg still busy after waiting {:.0f} s: {}", waited, join(parts, "; ")),
+                                       {{"waited_s", waited}, {"processes", busy}, {"lock_holders", held},
+                                        {"own_upgrade", own_json}});
+                }
+            }
+            const auto left = own_now ? Clock::duration(poll) : wait_limit - (now - foreign_since);
             std::this_thread::sleep_for(std::min<Clock::duration>(poll, left));
         }
     }

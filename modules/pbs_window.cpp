@@ -6,6 +6,7 @@
 #include "pbs_patch/pbs_jobs.hpp"
 #include "pbs_patch/process.hpp"
 #include "pbs_patch/text.hpp"
+#include "pbs_patch/time_zone.hpp"
 #include "pbs_patch/window.hpp"
 
 #include <fmt/format.h>
@@ -36,6 +37,7 @@ const ParamSpecs kSpec = {
     {.name = "systemd_analyze_path", .type = ParamType::Path, .default_value = "/usr/bin/systemd-analyze"},
     {.name = "command_timeout", .type = ParamType::Int, .default_value = 30, .min_value = 1},
     {.name = "now", .type = ParamType::Str},
+    {.name = "zoneinfo_path", .type = ParamType::Path, .default_value = "/usr/share/zoneinfo"},
 };
 
 RunOptions timeout_of(const Module& m) {
@@ -130,6 +132,14 @@ json run_window(Module& m) {
         }
     }
 
+    // An unknown zone would silently be UTC to systemd-analyze and glibc: refuse it before anything else.
+    const std::string zoneinfo = m.str("zoneinfo_path");
+    try {
+        if (!m.str("pve_timezone").empty()) check_time_zone(m.str("pve_timezone"), "pve_timezone", zoneinfo);
+    } catch (const TimeZoneError& e) {
+        throw ModuleFailure(e.what());
+    }
+
     json sources = json::object();
     JobList all;
     try {
@@ -154,6 +164,14 @@ json run_window(Module& m) {
         throw ModuleFailure(e.what());
     }
     if (m.boolean("gather_pbs_jobs")) all.append(gather_pbs(m, sources));
+    for (const auto& job : all.jobs) {
+        if (!job.timezone || job.timezone->empty()) continue;
+        try {
+            check_time_zone(*job.timezone, fmt::format("{} job '{}'", job.kind, job.id), zoneinfo);
+        } catch (const TimeZoneError& e) {
+            throw ModuleFailure(e.what());
+        }
+    }
 
     const auto ignore = m.list("ignore_jobs");
     std::vector<JobStart> starts;

@@ -16,5 +16,19 @@ trap 'rm -rf "$tmp"' EXIT
 debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror"
 # Nothing of the host's debootstrap run may leak into the image.
 rm -rf "$tmp/var/cache/apt/archives/"*.deb "$tmp/debootstrap" 2>/dev/null || true
+# Debian's real unattended-upgrades and what it needs beyond this rootfs, as .debs for the guest, which has no
+# network: the `unattended-upgrades` knob installs them with dpkg (lab/README.md). Not installed by default.
+extra=(unattended-upgrades)
+mount -t proc proc "$tmp/proc"
+trap 'umount "$tmp/proc" 2>/dev/null; rm -rf "$tmp"' EXIT
+chroot "$tmp" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C apt-get update -q >/dev/null
+chroot "$tmp" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C DEBIAN_FRONTEND=noninteractive \
+  apt-get install -q -y --download-only --no-install-recommends "${extra[@]}" >/dev/null
+umount "$tmp/proc"
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/srv/lab-debian"
+mv "$tmp/var/cache/apt/archives/"*.deb "$tmp/srv/lab-debian/"
+rm -rf "$tmp/var/lib/apt/lists/"* 2>/dev/null || true
+ls "$tmp/srv/lab-debian" | grep -q '^unattended-upgrades_' || { echo "stage1: unattended-upgrades not downloaded" >&2; exit 1; }
 mv "$tmp" "$out"
 trap - EXIT

@@ -23,6 +23,9 @@ MEMORY_MB = int(os.environ.get("PBS_PATCH_LAB_MEMORY") or "1024")
 # minutes for one boot (load average 12); an idle one needs 10-20 s.
 BOOT_TIMEOUT = int(os.environ.get("PBS_PATCH_LAB_BOOT_TIMEOUT") or "600")
 SNAPSHOT = "pristine"
+# Seconds a start or reset waits for an SSH login (and a first boot for systemd to settle). Raise it on a
+# machine shared by several emulated VMs, where a boot can take minutes.
+BOOT_TIMEOUT = int(os.environ.get("PBS_PATCH_LAB_BOOT_TIMEOUT") or "180")
 
 QMP_SOCK = STATE / "qmp.sock"          # for qm / labctl (one client at a time)
 QMP_SUP_SOCK = STATE / "qmp-sup.sock"  # the supervisor's own monitor (events)
@@ -274,7 +277,7 @@ def wait_ssh(timeout=120, alive=None):
         # port), so a long wait costs nothing; once sshd listens but is slow (sshd-session is exec'd per connection
         # under emulation), a short wait would abandon connections that sshd still serves, one after the other,
         # and the pile of abandoned ones would keep it busy (seen with OpenSSH 10 on Debian 13).
-        if ssh_banner(timeout=min(15.0, max(1.0, deadline - time.monotonic()))) and ssh_login_ok():
+        if ssh_banner(timeout=min(15.0, max(1.0, deadline - time.monotonic()))) and ssh_login_ok(timeout=max(10, BOOT_TIMEOUT // 18)):
             return True
         time.sleep(0.3)
     raise LabError("no SSH login on 127.0.0.1:%d within %ds (see %s)" % (SSH_PORT, timeout, CONSOLE))

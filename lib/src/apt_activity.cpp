@@ -1,6 +1,7 @@
 // /proc scans for package-manager processes and lock holders.
 #include "pbs_patch/apt_activity.hpp"
 
+#include "pbs_patch/proc_status.hpp"
 #include "pbs_patch/text.hpp"
 
 #include <algorithm>
@@ -41,7 +42,28 @@ ProcessInfo read_process(const std::string& proc_root, int pid) {
     while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
     p.cmdline = cmdline;
+    if (const auto status = read_proc_status(proc_root, pid)) {
+        p.state = status->state;
+        p.ppid = status->ppid;
+    }
     return p;
+}
+
+// The program a process runs: argv[0], or the script when argv[0] is an interpreter (python3 script,
+// sh script, perl script).
+std::string program_of(const ProcessInfo& process) {
+    const auto words = split_ws(process.cmdline);
+    if (words.empty()) return process.comm;
+    const std::string first = basename_of(words[0]);
+    const bool interpreter = first.rfind("python", 0) == 0 || first == "sh" || first == "bash" || first == "dash" ||
+                             first == "perl";
+    if (interpreter) {
+        for (std::size_t i = 1; i < words.size(); ++i) {
+            if (words[i].empty() || words[i][0] == '-') continue;  // interpreter options (python3 -E)
+            return basename_of(words[i]);
+        }
+    }
+    return first;
 }
 
 }  // namespace
@@ -52,15 +74,26 @@ std::string root_of(const std::string& proc_root, const std::string& pid) {
     return n <= 0 ? std::string{} : std::string(target, static_cast<std::size_t>(n));
 }
 
-json ProcessInfo::to_json() const { return json{{"pid", pid}, {"comm", comm}, {"cmdline", cmdline}}; }
+json ProcessInfo::to_json() const {
+    return json{{"pid", pid}, {"comm", comm}, {"cmdline", cmdline}, {"state", std::string(1, state)}, {"ppid", ppid}};
+}
 
 json LockHolder::to_json() const {
     return json{{"path", path}, {"pid", pid}, {"comm", comm}, {"cmdline", cmdline}};
 }
 
+std::string why_not_activity(const ProcessInfo& process) {
+    if (process.state == 'Z' || process.state == 'X') return "zombie";
+    if (program_of(process) == "unattended-upgrade-shutdown") return "unattended-upgrades shutdown helper (idle)";
+    return {};
+}
+
 bool is_package_manager_process(const ProcessInfo& process) {
+    if (!why_not_activity(process).empty()) return false;
+    // comm is truncated to 15 characters: "unattended-upgr" is unattended-upgrade and its shutdown helper alike
+    // (the helper is told apart by its argv above), "apt.systemd.dai" is apt.systemd.daily.
     static const char* const names[] = {"apt", "apt-get", "aptitude", "dpkg", "unattended-upgr", "unattended-upgrade",
-                                        "unattended-upgrades"};
+                                        "unattended-upgrades", "apt.systemd.dai"};
     for (const char* n : names)
         if (process.comm == n) return true;
     // Interpreted tools show the interpreter as comm: look at the first two argv words.
@@ -68,11 +101,27 @@ bool is_package_manager_process(const ProcessInfo& process) {
     for (std::size_t i = 0; i < words.size() && i < 2; ++i) {
         const std::string base = basename_of(words[i]);
         if (base == "unattended-upgrade" || base == "unattended-upgrades" || base == "apt-get" || base == "dpkg" ||
-            base == "aptitude" || base == "apt") {
+            base == "aptitude" || base == "apt" || base == "apt.systemd.daily") {
             return true;
         }
     }
     return false;
+}
+
+std::vector<int> descendants_among(const std::vector<ProcessInfo>& processes, int root) {
+    std::vector<int> out;
+    std::vector<int> todo{root};
+    while (!todo.empty()) {
+        const int parent = todo.back();
+        todo.pop_back();
+        for (const auto& p : processes) {
+            if (p.ppid != parent || p.pid == root || p.pid <= 0) continue;
+            if (std::find(out.begin(), out.end(), p.pid) != out.end()) continue;
+            out.push_back(p.pid);
+            todo.push_back(p.pid);
+        }
+    }
+    return out;
 }
 
 std::vector<ProcessInfo> list_processes(const std::string& proc_root) {
@@ -153,6 +202,17 @@ std::vector<LockHolder> find_lock_holders(const std::vector<std::string>& lock_f
         }
     }
     return holders;
+}
+
+bool is_apt_lock_failure(std::string_view apt_output) {
+    static const char* const markers[] = {"E: Could not get lock ", "E: Unable to acquire the dpkg frontend lock",
+                                          "E: Unable to lock directory ", "E: Unable to lock the administration directory"};
+    for (const auto& line : split_lines(apt_output)) {
+        for (const char* m : markers) {
+            if (starts_with(trim(line), m)) return true;
+        }
+    }
+    return false;
 }
 
 const std::vector<std::string>& default_lock_files() {

@@ -2,6 +2,8 @@
 // flock serialises every reader and writer, while the lease itself is replaced atomically by rename.
 #include "pbs_patch/lease.hpp"
 
+#include "pbs_patch/json_number.hpp"
+
 #include "pbs_patch/text.hpp"
 #include "pbs_patch/window.hpp"
 
@@ -61,8 +63,11 @@ Lease Lease::from_json(const json& j) {
         throw LeaseError(fmt::format("lease time: {}", e.what()));
     }
     const auto ttl = j.find("ttl_s");
-    if (ttl == j.end() || !ttl->is_number_integer()) throw LeaseError("lease has no integer 'ttl_s'");
-    l.ttl_s = ttl->get<std::int64_t>();
+    if (ttl == j.end() || ttl->is_null()) throw LeaseError("lease has no integer 'ttl_s'");
+    // A TTL beyond ~292 years would overflow started_at + ttl: out of range is malformed, not "never expires".
+    const auto ttl_s = json_integer(*ttl, 0, std::int64_t{1} << 33);
+    if (!ttl_s) throw LeaseError(fmt::format("lease 'ttl_s' {}", json_integer_problem(*ttl, 0, std::int64_t{1} << 33)));
+    l.ttl_s = *ttl_s;
     return l;
 }
 

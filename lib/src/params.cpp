@@ -2,6 +2,8 @@
 // spec'd types and refuses anything it cannot convert, naming the parameter.
 #include "pbs_patch/params.hpp"
 
+#include "pbs_patch/json_number.hpp"
+
 #include "pbs_patch/text.hpp"
 
 #include <fmt/format.h>
@@ -29,12 +31,10 @@ std::string describe(const json& value) {
 
 json convert_int(const ParamSpec& p, const json& value) {
     long long n = 0;
-    if (value.is_number_integer()) {
-        n = value.get<long long>();
-    } else if (value.is_number_float()) {
-        const double d = value.get<double>();
-        if (std::floor(d) != d || std::fabs(d) > 9e15) bad_type(p, value);
-        n = static_cast<long long>(d);
+    if (value.is_number()) {
+        const auto checked = json_integer(value);  // 2^64-1 must not wrap to -1
+        if (!checked) bad_type(p, value);
+        n = *checked;
     } else if (value.is_string()) {
         const std::string text = trim(value.get<std::string>());
         std::size_t used = 0;
@@ -55,10 +55,7 @@ json convert_int(const ParamSpec& p, const json& value) {
 
 json convert_bool(const ParamSpec& p, const json& value) {
     if (value.is_boolean()) return value;
-    if (value.is_number_integer()) {
-        const auto n = value.get<long long>();
-        if (n == 0 || n == 1) return n == 1;
-    }
+    if (const auto n = json_integer(value, 0, 1)) return *n == 1;
     if (value.is_string()) {
         if (auto b = parse_ansible_bool(value.get<std::string>())) return *b;
     }
@@ -175,7 +172,7 @@ bool flag(const json& raw, const char* key, bool fallback) {
     if (it == raw.end() || it->is_null()) return fallback;
     if (it->is_boolean()) return it->get<bool>();
     if (it->is_string()) return parse_ansible_bool(it->get<std::string>()).value_or(fallback);
-    if (it->is_number_integer()) return it->get<long long>() != 0;
+    if (const auto n = json_integer(*it)) return *n != 0;
     return fallback;
 }
 
@@ -213,8 +210,8 @@ ValidatedArgs validate_params(const nlohmann::json& raw, const ParamSpecs& spec)
     out.flags.check_mode = flag(raw, "_ansible_check_mode", false);
     out.flags.diff = flag(raw, "_ansible_diff", false);
     out.flags.no_log = flag(raw, "_ansible_no_log", false);
-    if (auto it = raw.find("_ansible_verbosity"); it != raw.end() && it->is_number_integer()) {
-        out.flags.verbosity = it->get<int>();
+    if (auto it = raw.find("_ansible_verbosity"); it != raw.end()) {
+        if (const auto v = json_integer(*it, 0, 100)) out.flags.verbosity = static_cast<int>(*v);
     }
 
     std::vector<std::string> unknown;

@@ -2,6 +2,11 @@
 // ends the child's whole process group (SIGTERM, grace, SIGKILL) and reaps what it killed.
 #include "pbs_patch/process.hpp"
 
+#include "pbs_patch/proc_status.hpp"
+#include "pbs_patch/text.hpp"
+
+#include <fmt/format.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/readable_pipe.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -63,22 +68,15 @@ std::vector<std::string> build_env(const std::map<std::string, std::string>& ove
     return env;
 }
 
-// Keeps the last `limit` bytes of a stream: the end of apt's output is what explains a failure.
-void append_capped(std::string& buffer, const char* data, std::size_t n, std::size_t limit) {
-    buffer.append(data, n);
-    if (buffer.size() > limit) buffer.erase(0, buffer.size() - limit);
-}
-
 struct Reader {
     asio::readable_pipe& pipe;
-    std::string& sink;
-    std::size_t limit;
+    OutputTail& sink;
     bool& eof;
-    std::array<char, 16384> buffer{};
+    std::array<char, 65536> buffer{};
 
     void start() {
         pipe.async_read_some(asio::buffer(buffer), [this](const bp::error_code& ec, std::size_t n) {
-            if (n) append_capped(sink, buffer.data(), n, limit);
+            if (n) sink.append(buffer.data(), n);
             if (ec) {
                 eof = true;
                 return;
@@ -129,25 +127,66 @@ void signal_tree(pid_t pgid, int sig) {
     for (pid_t pid : descendants_of(::getpid())) ::kill(pid, sig);
 }
 
-// After a timeout: the group and every descendant get SIGTERM, then SIGKILL after the grace period,
-// and the runner does not return while any of them is alive (reaped, as subreaper).
-void end_process_tree(pid_t pgid, Clock::time_point term_sent, std::chrono::milliseconds grace) {
-    bool killed = false;
-    const auto give_up = term_sent + grace + std::chrono::seconds(10);
-    while (Clock::now() < give_up) {
+// After a timeout: the group and every descendant get SIGTERM, then SIGKILL after the grace period, and the
+// runner waits until none of them is alive (reaped, as subreaper), but at most kill_wait after the SIGKILL:
+// a process in uninterruptible sleep cannot be killed until the kernel lets go, and must not hang the module.
+// Returns what is still there.
+std::vector<pid_t> end_process_tree(pid_t pgid, Clock::time_point term_sent, std::chrono::milliseconds grace,
+                                    std::chrono::milliseconds kill_wait, bool killed) {
+    auto kill_sent = killed ? term_sent + grace : Clock::time_point{};
+    while (true) {
         while (::waitpid(-1, nullptr, WNOHANG) > 0) {
         }
         const bool group_gone = ::kill(-pgid, 0) != 0 && errno == ESRCH;
-        if (group_gone && descendants_of(::getpid()).empty()) return;
-        if (!killed && Clock::now() >= term_sent + grace) {
+        auto left = descendants_of(::getpid());
+        if (group_gone && left.empty()) return {};
+        const auto now = Clock::now();
+        if (!killed && now >= term_sent + grace) {
             signal_tree(pgid, SIGKILL);
             killed = true;
+            kill_sent = now;
         }
+        if (killed && now >= kill_sent + kill_wait) return left;  // our stuck leader is among our descendants
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
 }
 
+LeftBehind describe_left_behind(pid_t pid) {
+    LeftBehind l;
+    l.pid = static_cast<int>(pid);
+    if (const auto st = read_proc_status("/proc", static_cast<int>(pid))) {
+        l.comm = st->name;
+        l.state = st->state_text;
+    } else {
+        l.state = "unknown";
+    }
+    return l;
+}
+
 }  // namespace
+
+void OutputTail::append(const char* data, std::size_t n) {
+    total_ += n;
+    if (limit_ == 0) return;
+    if (n >= limit_) {
+        buffer_.assign(data + (n - limit_), limit_);
+        return;
+    }
+    buffer_.append(data, n);
+    if (buffer_.size() > 2 * limit_) {
+        const std::size_t drop = buffer_.size() - limit_;
+        moved_ += limit_;
+        buffer_.erase(0, drop);
+    }
+}
+
+std::string OutputTail::take() {
+    if (buffer_.size() > limit_) {
+        moved_ += limit_;
+        buffer_.erase(0, buffer_.size() - limit_);
+    }
+    return std::move(buffer_);
+}
 
 std::map<std::string, std::string> RunOptions::default_env() {
     return {
@@ -226,15 +265,18 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
 
     bool out_eof = false, err_eof = false, exited = false;
     int native_status = 0;
-    Reader out_reader{out_pipe, result.out, options.max_output_bytes, out_eof};
-    Reader err_reader{err_pipe, result.err, options.max_output_bytes, err_eof};
+    OutputTail out_tail(options.max_output_bytes), err_tail(options.max_output_bytes);
+    Reader out_reader{out_pipe, out_tail, out_eof};
+    Reader err_reader{err_pipe, err_tail, err_eof};
     out_reader.start();
     err_reader.start();
 
     Clock::time_point term_sent{};
+    bool kill_sent = false;
     asio::steady_timer deadline{ctx};
     asio::steady_timer grace{ctx};
     asio::steady_timer drain{ctx};
+    asio::steady_timer give_up{ctx};
 
     proc->async_wait([&](const bp::error_code&, int) {
         exited = true;
@@ -245,6 +287,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
             if (ec) return;
             deadline.cancel();
             grace.cancel();
+            give_up.cancel();
             bp::error_code ignored;
             out_pipe.close(ignored);
             err_pipe.close(ignored);
@@ -253,6 +296,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
             drain.cancel();
             deadline.cancel();
             grace.cancel();
+            give_up.cancel();
         }
     });
     deadline.expires_after(options.timeout);
@@ -263,7 +307,14 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
         signal_tree(pgid, SIGTERM);
         grace.expires_after(options.kill_grace);
         grace.async_wait([&](const bp::error_code& gec) {
-            if (!gec) signal_tree(pgid, SIGKILL);
+            if (gec) return;
+            signal_tree(pgid, SIGKILL);
+            kill_sent = true;
+            // A leader that survives SIGKILL (uninterruptible sleep) never completes async_wait: stop waiting.
+            give_up.expires_after(options.kill_wait);
+            give_up.async_wait([&](const bp::error_code& kec) {
+                if (!kec && !exited) ctx.stop();
+            });
         });
     });
 
@@ -274,11 +325,27 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
             drain.cancel();
             deadline.cancel();
             grace.cancel();
+            give_up.cancel();
         }
     }
+    result.out = out_tail.take();
+    result.err = err_tail.take();
 
     if (result.timed_out) {
-        end_process_tree(pgid, term_sent, options.kill_grace);
+        const auto left = end_process_tree(pgid, term_sent, options.kill_grace, options.kill_wait, kill_sent);
+        if (!exited) proc->detach();  // its destructor would wait for it forever
+        std::vector<std::string> parts;
+        for (pid_t pid : left) {
+            result.left_behind.push_back(describe_left_behind(pid));
+            const auto& l = result.left_behind.back();
+            parts.push_back(fmt::format("pid {} ({}, state {})", l.pid, l.comm.empty() ? "?" : l.comm, l.state));
+        }
+        if (!parts.empty()) {
+            result.error = fmt::format(
+                "{} process(es) still there {} ms after SIGKILL, left behind: {} (state D is uninterruptible sleep: "
+                "a hung disk, NFS or FUSE request; they end when the kernel lets go, or at a reboot)",
+                parts.size(), options.kill_wait.count(), join(parts, ", "));
+        }
         result.rc = 124;
     } else if (WIFEXITED(native_status)) {
         result.rc = WEXITSTATUS(native_status);

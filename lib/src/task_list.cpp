@@ -1,11 +1,13 @@
 // Parsers for PBS task state; shapes from pbs-api-types (TaskListItem) and proxmox-rest-server.
 #include "pbs_patch/task_list.hpp"
 
+#include "pbs_patch/json_number.hpp"
 #include "pbs_patch/text.hpp"
 
 #include <fmt/format.h>
 
 #include <cctype>
+#include <limits>
 
 namespace pbs_patch {
 
@@ -40,18 +42,32 @@ TaskItem task_from_upid(const std::string& text, const Upid& upid) {
     return task;
 }
 
-template <typename T>
-T required(const json& item, const char* key, std::size_t index) {
+std::string required_string(const json& item, const char* key, std::size_t index) {
     const auto it = item.find(key);
     if (it == item.end() || it->is_null()) {
         throw TaskListError(fmt::format("task list entry {} has no '{}'", index, key));
     }
-    try {
-        return it->get<T>();
-    } catch (const json::exception&) {
+    if (!it->is_string()) {
         throw TaskListError(fmt::format("task list entry {}: '{}' has type {}", index, key, it->type_name()));
     }
+    return it->get<std::string>();
 }
+
+// An integer field (pbs-api-types TaskListItem: pid, pstart, starttime, endtime), range-checked: out of range
+// is malformed output, like a missing key.
+std::optional<std::int64_t> integer_field(const json& item, const char* key, std::size_t index, bool required,
+                                          std::int64_t min, std::int64_t max) {
+    const auto it = item.find(key);
+    if (it == item.end() || it->is_null()) {
+        if (required) throw TaskListError(fmt::format("task list entry {} has no '{}'", index, key));
+        return std::nullopt;
+    }
+    if (auto n = json_integer(*it, min, max)) return n;
+    throw TaskListError(fmt::format("task list entry {}: '{}' {}", index, key, json_integer_problem(*it, min, max)));
+}
+
+constexpr std::int64_t kMaxI64 = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kMaxU32 = 0xFFFFFFFF;
 
 }  // namespace
 
@@ -147,15 +163,15 @@ std::vector<TaskItem> parse_task_list_json(std::string_view text) {
     for (const auto& item : doc) {
         if (!item.is_object()) throw TaskListError(fmt::format("task list entry {} is not an object", index));
         TaskItem task;
-        task.upid = required<std::string>(item, "upid", index);
-        task.starttime = required<std::int64_t>(item, "starttime", index);
-        task.worker_type = required<std::string>(item, "worker_type", index);
-        task.user = required<std::string>(item, "user", index);
-        task.node = item.value("node", std::string{});
-        task.pid = item.value("pid", std::int64_t{0});
-        task.pstart = item.value("pstart", std::int64_t{0});
+        task.upid = required_string(item, "upid", index);
+        task.starttime = *integer_field(item, "starttime", index, true, 0, kMaxI64);
+        task.worker_type = required_string(item, "worker_type", index);
+        task.user = required_string(item, "user", index);
+        if (auto it = item.find("node"); it != item.end() && it->is_string()) task.node = it->get<std::string>();
+        task.pid = integer_field(item, "pid", index, false, 0, kMaxU32).value_or(0);
+        task.pstart = integer_field(item, "pstart", index, false, 0, kMaxI64).value_or(0);
         if (auto it = item.find("worker_id"); it != item.end() && it->is_string()) task.worker_id = it->get<std::string>();
-        if (auto it = item.find("endtime"); it != item.end() && it->is_number()) task.endtime = it->get<std::int64_t>();
+        task.endtime = integer_field(item, "endtime", index, false, 0, kMaxI64);
         if (auto it = item.find("status"); it != item.end() && it->is_string()) task.status = it->get<std::string>();
         tasks.push_back(std::move(task));
         ++index;

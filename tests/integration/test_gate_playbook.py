@@ -132,6 +132,21 @@ def test_api_down_falls_back_to_active_file_and_finds_the_running_task(tmp_path,
     assert any("task list failed" in w for w in r.get("warnings", []))
 
 
+def test_out_of_range_numbers_from_the_cli_fall_back_to_the_active_file(tmp_path, pbs):
+    # A starttime of 2^64-1 used to wrap to -1 and pass as a task; now it is malformed output like any other,
+    # and the daemon's active-tasks file decides (here: a running backup).
+    import json
+    tasks = json.loads((FIXTURES / "task_list_all.json").read_text())
+    tasks[0]["starttime"] = 18446744073709551615
+    pbs["tasks"].write_text(json.dumps(tasks))
+    (pbs["dir"] / "active").write_text((FIXTURES / "tasks_active.txt").read_text())
+    r = gate(tmp_path, pbs["args"]).result
+    assert r["failed"] is True
+    assert r["checks"]["running_tasks"]["source"].endswith("/active")
+    assert "backup store1:vm/100" in r["msg"]
+    assert any("'starttime' is out of range" in w for w in r.get("warnings", [])), r.get("warnings")
+
+
 def test_api_down_with_only_finished_tasks_in_active_file_passes_with_warning(tmp_path, pbs):
     fake_command(pbs["pbm"], API_DOWN)
     lines = [l for l in (FIXTURES / "tasks_active.txt").read_text().splitlines() if len(l.split(" ")) > 1]
@@ -195,8 +210,32 @@ def test_held_lock_bounded_wait_then_failure_naming_the_pid(tmp_path, pbs):
     assert r["checks"]["dpkg_state"]["status"] == "skipped"
 
 
+_HOLD_UNTIL_WAITED_ON = """
+import fcntl, os, sys, time
+f = open(sys.argv[1], 'w')
+fcntl.lockf(f, fcntl.LOCK_EX)
+print('locked', flush=True)
+# Release once a process running `text` sleeps in (clock_)nanosleep: the gate's pause between two scans,
+# which it only takes after seeing a holder. Deterministic where a timed holder was not (it could be gone
+# before a slow ansible-playbook reached the gate). At most 120 s.
+text, deadline = sys.argv[2], time.monotonic() + 120
+while time.monotonic() < deadline:
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if text in open('/proc/%s/cmdline' % pid, 'rb').read().decode(errors='replace') and \
+                    open('/proc/%s/syscall' % pid).read().split(' ')[0] in ('35', '230'):
+                sys.exit(0)
+        except OSError:
+            pass
+    time.sleep(0.05)
+"""
+
+
 def test_lock_released_within_the_bound_proceeds(tmp_path, pbs):
-    holder = _hold_lock(pbs["locks"][1], 1.5)
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD_UNTIL_WAITED_ON, str(pbs["locks"][1]), "AnsiballZ_pbs_gate"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    holder = proc
     try:
         r = gate(tmp_path, dict(pbs["args"], apt_wait_timeout=30)).result
     finally:
@@ -206,6 +245,79 @@ def test_lock_released_within_the_bound_proceeds(tmp_path, pbs):
     check = r["checks"]["package_manager"]
     assert check["waited_for"][0]["pid"] == holder.pid
     assert "waited" in check["detail"]
+
+
+_FAKE_WORKER = """
+import fcntl, json, os, shutil, subprocess, sys, time
+state_dir, started_at, bound, text = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+os.makedirs(state_dir, exist_ok=True)
+lock = open(os.path.join(state_dir, "run.lock"), "w")
+fcntl.flock(lock, fcntl.LOCK_EX)
+# Its "apt": a child whose comm is dpkg, as a running dist-upgrade has.
+dpkg = os.path.join(state_dir, "dpkg")
+shutil.copy("/bin/sleep", dpkg)
+child = subprocess.Popen([dpkg, "600"])
+with open(os.path.join(state_dir, "state.json"), "w") as f:
+    json.dump({"run_id": "0123456789abcdef", "status": "running", "mode": "daemon", "unit": "", "boot_id": "",
+               "worker_pid": os.getpid(), "started_at": started_at, "bound_s": bound, "consumed": False,
+               "finished_at": None, "result": None}, f)
+print("running %d" % child.pid, flush=True)
+deadline = time.monotonic() + 120
+while text and time.monotonic() < deadline:  # until the gate is seen between two polls (it has seen us)
+    done = False
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if text in open("/proc/%s/cmdline" % pid, "rb").read().decode(errors="replace") and \
+                    open("/proc/%s/syscall" % pid).read().split(" ")[0] in ("35", "230"):
+                done = True
+        except OSError:
+            pass
+    if done:
+        break
+    time.sleep(0.05)
+if not text:
+    time.sleep(120)
+child.kill()
+child.wait()
+"""
+
+
+def _fake_worker(state_dir: Path, started_at: int, bound: int, until_waited_on: str = ""):
+    proc = subprocess.Popen([sys.executable, "-c", _FAKE_WORKER, str(state_dir), str(started_at), str(bound),
+                             until_waited_on], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().split()
+    assert line[:1] == ["running"], line
+    return proc, int(line[1])
+
+
+def test_our_own_detached_upgrade_is_waited_for_not_taken_for_foreign_activity(tmp_path, pbs):
+    # A rerun after a lost connection: the earlier run's pbs_upgrade worker still runs, with a dpkg below it.
+    state_dir = tmp_path / "upgrade-state"
+    worker, dpkg_pid = _fake_worker(state_dir, int(time.time()), 600, "AnsiballZ_pbs_gate")
+    try:
+        r = gate(tmp_path, dict(pbs["args"], upgrade_state_dir=str(state_dir), apt_wait_timeout=2)).result
+    finally:
+        worker.kill()
+        worker.wait()
+    assert r["failed"] is False, r["msg"]
+    check = r["checks"]["package_manager"]
+    assert "an earlier run's upgrade" in check["detail"]
+    assert check["own_upgrade"]["worker_pid"] == worker.pid
+    assert dpkg_pid not in [p["pid"] for p in check["waited_for"]]  # its dpkg is ours, not a stranger
+
+
+def test_our_own_upgrade_past_its_bound_fails_saying_so(tmp_path, pbs):
+    state_dir = tmp_path / "upgrade-state"
+    worker, _ = _fake_worker(state_dir, int(time.time()) - 10_000, 60)
+    try:
+        r = gate(tmp_path, dict(pbs["args"], upgrade_state_dir=str(state_dir))).result
+    finally:
+        worker.kill()
+        worker.wait()
+    assert r["failed"] is True
+    assert r["failed_check"] == "package_manager"
+    assert "an earlier run's upgrade) is still running past its own bound of 60 s" in r["msg"]
+    assert "not starting another apt beside it" in r["msg"]
 
 
 @pytest.fixture

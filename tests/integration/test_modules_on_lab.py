@@ -8,6 +8,7 @@ guest is reset to its pristine snapshot after each test). Run:
 Build the modules first (cmake --preset release && cmake --build --preset release)."""
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,48 @@ def test_upgrade_reports_exactly_what_dpkg_changed_then_nothing(pristine):
     assert not again.get("failed"), again
     assert again["changed"] is False and again["packages"] == [], again
     assert dpkg_state(pristine) == after
+
+
+def wait_for_guest(lab, what, command, timeout=600):
+    """Polls a guest command until it succeeds (an event, never a fixed sleep); fails after a generous bound."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lab.ssh(command, check=False).returncode == 0:
+            return
+        time.sleep(2)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
+def test_a_lost_connection_mid_dpkg_leaves_dpkg_to_finish_and_a_rerun_reports_it(pristine):
+    before = dpkg_state(pristine)
+    pristine.labctl("fault", "cut-ssh", "on")  # every SSH connection cut when dpkg starts
+    r = ansible_module("pbs_upgrade", {"upgrade_timeout": 1800})
+    assert r.get("unreachable") is True, r
+    assert pristine.ssh("cat /run/pbs-lab-cut-ssh.fired").stdout.strip()
+    wait_for_guest(pristine, "the detached upgrade to finish",
+                   "grep -q '\"status\": \"finished\"' /var/lib/pbs-patch/upgrade/state.json")
+    after = dpkg_state(pristine)
+    assert after != before
+    assert pristine.ssh("dpkg --audit").stdout.strip() == ""
+    # The rerun reports the upgrade whose result was lost, and changes nothing more.
+    again = ansible_module("pbs_upgrade", {"upgrade_timeout": 1800})
+    assert not again.get("failed"), again
+    assert again["previous_run"] and not again["previous_run"]["failed"], again
+    assert reported(again) == dpkg_diff(before, after), again
+    assert any("never received" in w for w in again.get("warnings", [])), again
+    assert again["detached"]["mode"] == "systemd" and again["detached"]["unit"] == "pbs-patch-upgrade.service"
+    assert dpkg_state(pristine) == after
+
+
+def test_an_apt_lock_taken_after_the_gate_is_waited_for(pristine):
+    # unattended-upgrades waking up between the gate and the upgrade: the holder lets go once the upgrade's
+    # worker has seen it (asleep between two looks), so the wait is proven whatever the machine's speed.
+    holder = int(pristine.ssh("pbs-lab-hold-lock --until-waited-on 'pbs_upgrade --worker' --max 600").stdout)
+    r = ansible_module("pbs_upgrade", {"upgrade_timeout": 1800, "apt_wait_timeout": 600, "apt_poll_interval": 1})
+    assert not r.get("failed"), r
+    assert r["changed"] is True, r
+    assert holder in [p["pid"] for p in r["lock_wait"]["waited_for"]], r["lock_wait"]
+    assert any("waited" in w for w in r.get("warnings", [])), r
 
 
 @EVERY_GUEST

@@ -130,6 +130,21 @@ def test_pve_vzdump_jobs_that_target_this_pbs(tmp_path, pbs):
     assert {j["id"]: j["next_start"] for j in r["jobs"]}["backup-5d0c1a2b-7e61"] == "2026-12-01T02:00:00Z"
 
 
+def test_an_unknown_time_zone_is_refused_never_taken_as_utc(tmp_path, pbs):
+    # systemd-analyze and glibc take TZ=Europe/Berlln for UTC without a word: the module must refuse it.
+    r = window(tmp_path, dict(pbs["args"], pve_timezone="Europe/Berlln")).result
+    assert r["failed"] is True
+    assert "unknown time zone 'Europe/Berlln' (pve_timezone)" in r["msg"]
+    assert "never taken as UTC" in r["msg"]
+    args = dict(pbs["args"], gather_pbs_jobs=False,
+                jobs=[{"id": "omv-rsync", "kind": "omv", "schedule": "mon 02:00", "timezone": "America/NewYork"}])
+    r = window(tmp_path, args).result
+    assert r["failed"] is True
+    assert "unknown time zone 'America/NewYork' (omv job 'omv-rsync')" in r["msg"]
+    args["jobs"][0]["timezone"] = "America/New_York"
+    assert "unknown time zone" not in window(tmp_path, args).result.get("msg", "")
+
+
 def test_pve_jobs_need_the_storage_list(tmp_path, pbs):
     r = window(tmp_path, dict(pbs["args"], pve_backup_jobs=[])).result
     assert r["failed"] is True

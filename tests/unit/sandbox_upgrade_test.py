@@ -2,15 +2,20 @@
 """pbs_upgrade against real apt-get and dpkg in a sandbox: a dpkg --root tree and a local file: repository,
 selected by APT_CONFIG / DPKG_ADMINDIR / DPKG_FORCE (apt-get and dpkg inherit the module's environment).
 Nothing on the host changes. Proves: exact package list from dpkg state, second run unchanged, check mode
-changes nothing, held packages reported, a timed-out dist-upgrade repaired once or failed.
+changes nothing, held packages reported, a timed-out dist-upgrade repaired once or failed; the upgrade runs
+detached (here as a daemon: no systemd on a build machine): killing the module mid-dpkg, as a lost SSH connection
+does, leaves dpkg to finish, and the next run reports that upgrade; a run finding a worker alive waits for it.
 
 usage: sandbox_upgrade_test.py <pbs_upgrade binary>"""
+import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 MODULE = os.path.abspath(sys.argv[1])
 FMT = "${Package}\t${Architecture}\t${Version}\t${db:Status-Abbrev}\n"
@@ -84,14 +89,31 @@ DPkg::Post-Invoke "";
                               text=True, check=True).stdout
 
     def run(self, check_mode=False, **params):
+        p = subprocess.run([MODULE, self.args_file(check_mode, **params)], capture_output=True, text=True,
+                           env=self.env, timeout=300)
+        return json.loads(p.stdout)
+
+    def args_file(self, check_mode=False, **params):
+        # Its own state directory, no wait for the host's apt (other builds run dpkg on this machine too).
         args = {"reboot_required_file": os.path.join(self.work, "reboot-required"),
                 "boot_path": os.path.join(self.work, "boot"), "_ansible_check_mode": check_mode,
-                "_ansible_diff": True, **params}
+                "_ansible_diff": True, "state_dir": self.state_dir, "apt_wait_timeout": 0, "lock_files": [],
+                **params}
         path = os.path.join(self.work, "args.json")
         with open(path, "w") as f:
             json.dump(args, f)
-        p = subprocess.run([MODULE, path], capture_output=True, text=True, env=self.env, timeout=300)
-        return json.loads(p.stdout)
+        return path
+
+    @property
+    def state_dir(self):
+        return os.path.join(self.work, "upgrade-state")
+
+    def upgrade_state(self):
+        try:
+            with open(os.path.join(self.state_dir, "state.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
 
 
 FAILURES = []
@@ -101,6 +123,26 @@ def check(cond, what, result=None):
     if not cond:
         FAILURES.append(what)
         print("FAIL:", what, json.dumps(result, indent=1)[:3000] if result is not None else "", file=sys.stderr)
+
+
+def wait_until(what, predicate, timeout=120):
+    """Waits for an event (never a fixed sleep); False after a generous bound."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    check(False, f"timed out waiting for: {what}")
+    return False
+
+
+def sleeping(pid):
+    """True while pid sleeps in nanosleep/clock_nanosleep (x86_64 35/230): a module between two polls."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split(" ", 1)[0] in ("35", "230")
+    except OSError:
+        return False
 
 
 def packages(result):
@@ -189,6 +231,71 @@ def main():
         r = sb.run(upgrade_timeout=3, dpkg_configure_timeout=3)
         check(r["failed"] is True and "do not reboot" in r["msg"], "still-broken dpkg fails the module", r)
         check(r["changed"] is True and ("lab-slow", "1.1", "1.2") in packages(r), "failure keeps changed truthful", r)
+        sb.dpkg("--configure", "-a")  # lab-slow 1.2's postinst ends this time (no timeout here)
+
+        # The connection drops mid-dpkg (the module gets SIGHUP, then is killed): the detached worker goes on,
+        # dpkg completes, and the next run reports the upgrade nobody received.
+        started, go = os.path.join(work, "postinst-started"), os.path.join(work, "go")
+        sb.dpkg("-i", deb(work, "lab-wait", "1.0"))
+        sb.publish(deb(work, "lab-wait", "1.1",
+                       postinst=f"touch {started}; i=0; while [ ! -e {go} ] && [ $i -lt 1200 ]; do sleep 0.1; "
+                                f"i=$((i+1)); done"))
+        subprocess.run(["apt-get", "update"], env=sb.env, check=True, capture_output=True)
+        fg = subprocess.Popen([MODULE, sb.args_file(update_cache=False)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=sb.env)
+        if wait_until("the postinst of lab-wait 1.1 runs", lambda: os.path.exists(started)):
+            fg.send_signal(signal.SIGHUP)
+            fg.wait(timeout=30)
+            check(fg.returncode == -signal.SIGHUP, f"the module died of SIGHUP (rc {fg.returncode})")
+            st = sb.upgrade_state()
+            check(st is not None and st["status"] == "running", "the worker still runs after the module died", st)
+            open(go, "w").close()
+            wait_until("the detached upgrade finishes", lambda: (sb.upgrade_state() or {}).get("status") == "finished")
+            st = sb.upgrade_state()
+            check(st["mode"] == "daemon" and not st["consumed"], "finished by the daemon worker, result not received",
+                  st)
+            check("lab-wait\tall\t1.1\tii " in sb.state(), "dpkg completed lab-wait 1.1 after the module died")
+            audit = subprocess.run(["dpkg", f"--admindir={sb.admin}", "--audit"], capture_output=True, text=True)
+            check(audit.stdout.strip() == "", "dpkg --audit is empty", audit.stdout)
+            r = sb.run(update_cache=False)
+            check(r["failed"] is False and r["previous_run"] and r["previous_run"]["run_id"] == st["run_id"],
+                  "the next run reports the earlier upgrade", r)
+            check(("lab-wait", "1.0", "1.1") in packages(r) and r["changed"] is True,
+                  "its package changes are in this run's list", r)
+            check(any("never received" in w for w in r.get("warnings", [])), "and it says so", r)
+            r = sb.run(update_cache=False)
+            check(r["previous_run"] is None and r["packages"] == [], "reported once only", r)
+        else:
+            fg.kill()
+            fg.wait()
+
+        # A worker is alive (its run.lock held): the module waits for it, never starts a second apt beside it.
+        os.makedirs(sb.state_dir, exist_ok=True)
+        lock = open(os.path.join(sb.state_dir, "run.lock"), "w")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        now = int(time.time())
+        fake = {"run_id": "feedfacefeedface", "status": "running", "mode": "daemon", "unit": "", "worker_pid": 1,
+                "boot_id": "", "started_at": now, "bound_s": 600, "consumed": False, "finished_at": None,
+                "result": None}
+        with open(os.path.join(sb.state_dir, "state.json"), "w") as f:
+            json.dump(fake, f)
+        before = sb.state()
+        fg = subprocess.Popen([MODULE, sb.args_file()], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=sb.env)
+        if wait_until("the module waits for the running worker", lambda: sleeping(fg.pid)):
+            fake.update(status="finished", finished_at=int(time.time()),
+                        result={"changed": True, "failed": False, "msg": "changed 1 package(s)",
+                                "packages": [{"name": "lab-x", "from": "1", "to": "2", "action": "upgrade"}]})
+            with open(os.path.join(sb.state_dir, "state.json"), "w") as f:
+                json.dump(fake, f)
+        lock.close()
+        out, _ = fg.communicate(timeout=120)
+        r = json.loads(out)
+        check(r["failed"] is False and r["attached"] is True and packages(r) == [("lab-x", "1", "2")],
+              "attached to the running worker and returned its result", r)
+        check("which this run waited for" in r["msg"], "the message says it waited for it", r)
+        check(sb.state() == before, "no apt ran beside the worker")
+        check(sb.upgrade_state()["consumed"] is True, "the result is marked received")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if FAILURES:

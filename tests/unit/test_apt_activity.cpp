@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <cstdio>
 #include <csignal>
 #include <fcntl.h>
@@ -25,7 +27,52 @@ TEST_CASE("package-manager processes by comm and by script") {
     CHECK_FALSE(is_package_manager_process({1, "bash", "bash -c echo dpkg"}));
     CHECK_FALSE(is_package_manager_process({1, "aptly", "aptly serve"}));
     CHECK_FALSE(is_package_manager_process({1, "sshd", "sshd: root@pts/0"}));
-    CHECK_FALSE(is_package_manager_process({1, "apt.systemd.dai", "/bin/sh /usr/lib/apt/apt.systemd.daily"}));
+    // apt-daily's script runs apt-get update and unattended-upgrade: it is activity (issue 11).
+    CHECK(is_package_manager_process({1, "apt.systemd.dai", "/bin/sh /usr/lib/apt/apt.systemd.daily"}));
+    CHECK(is_package_manager_process({1, "sh", "/bin/sh /usr/lib/apt/apt.systemd.daily install"}));
+}
+
+TEST_CASE("not activity: zombies, and the unattended-upgrades shutdown helper (comm truncated like unattended-upgrade)") {
+    ProcessInfo helper{666, "unattended-upgr",
+                       "/usr/bin/python3 /usr/share/unattended-upgrades/unattended-upgrade-shutdown --wait-for-signal",
+                       'S', 1};
+    CHECK_FALSE(is_package_manager_process(helper));
+    CHECK(why_not_activity(helper) == "unattended-upgrades shutdown helper (idle)");
+    ProcessInfo upgrade{891, "unattended-upgr", "/usr/bin/python3 /usr/bin/unattended-upgrade --dry-run", 'R', 870};
+    CHECK(is_package_manager_process(upgrade));
+    CHECK(why_not_activity(upgrade).empty());
+    ProcessInfo zombie{885, "dpkg", "", 'Z', 884};
+    CHECK_FALSE(is_package_manager_process(zombie));
+    CHECK(why_not_activity(zombie) == "zombie");
+    // Interpreter options before the script do not hide it.
+    CHECK_FALSE(is_package_manager_process(
+        {2, "unattended-upgr", "/usr/bin/python3 -E /usr/share/unattended-upgrades/unattended-upgrade-shutdown", 'S', 1}));
+}
+
+TEST_CASE("recorded Debian 12 procfs: unattended-upgrades idle, apt-daily and unattended-upgrade at work, a zombie dpkg") {
+    // tests/unit/fixtures/proc_unattended_upgrades/README says what each PID was.
+    const auto found = find_package_manager_processes(std::string(PBS_PATCH_FIXTURES) + "/proc_unattended_upgrades", -1);
+    std::vector<int> pids;
+    for (const auto& p : found) pids.push_back(p.pid);
+    CHECK(pids == std::vector<int>{774, 891});
+    const auto all = list_processes(std::string(PBS_PATCH_FIXTURES) + "/proc_unattended_upgrades");
+    REQUIRE(all.size() == 4);
+    CHECK(all[0].comm == "unattended-upgr");  // 15 characters: the kernel truncates comm
+    CHECK(all[0].state == 'S');
+    CHECK(all[0].ppid == 1);
+    CHECK(all[2].state == 'Z');
+    CHECK(all[2].cmdline.empty());  // a zombie has no command line left
+}
+
+TEST_CASE("descendants by parent links (our own detached upgrade's apt-get, dpkg, maintainer scripts)") {
+    const std::vector<ProcessInfo> ps = {
+        {10, "pbs_upgrade", "", 'S', 1}, {11, "apt-get", "", 'S', 10}, {12, "dpkg", "", 'S', 11},
+        {13, "postinst", "", 'S', 12},   {20, "apt-get", "", 'S', 1},  {21, "dpkg", "", 'S', 20},
+    };
+    auto d = descendants_among(ps, 10);
+    std::sort(d.begin(), d.end());
+    CHECK(d == std::vector<int>{11, 12, 13});
+    CHECK(descendants_among(ps, 99).empty());
 }
 
 TEST_CASE("/proc/locks: recorded POSIX and FLOCK entries") {
@@ -118,4 +165,13 @@ TEST_CASE("package managers in another root (chroot, container) are not the host
     CHECK(root_of(proc.string(), "200") == "/var/cache/pbs-patch-lab/stage1/rootfs");
     CHECK(root_of("/proc", "self") == "/");
     std::filesystem::remove_all(proc);
+}
+
+TEST_CASE("apt's lock failures, recorded from apt 2.6 on Debian 12 (held lock-frontend, lists lock, archives lock)") {
+    CHECK(is_apt_lock_failure(fixture("apt_lock_frontend_bookworm.txt")));
+    CHECK(is_apt_lock_failure(fixture("apt_lock_lists_bookworm.txt")));
+    CHECK(is_apt_lock_failure(fixture("apt_lock_archives_bookworm.txt")));
+    CHECK_FALSE(is_apt_lock_failure("E: Unable to locate package foo\n"));
+    CHECK_FALSE(is_apt_lock_failure("E: Sub-process /usr/bin/dpkg returned an error code (1)\n"));
+    CHECK_FALSE(is_apt_lock_failure(""));
 }

@@ -177,6 +177,13 @@ TEST_CASE("Lease JSON round trip and refusal of malformed content") {
     bad = j;
     bad.erase("ttl_s");
     CHECK_THROWS_AS(Lease::from_json(bad), LeaseError);
+    // Out-of-range numbers are malformed like any other content (2^64-1 used to wrap to -1: "expired").
+    for (const char* ttl : {"18446744073709551615", "-5", "1e300", "7200.5", "\"7200\""}) {
+        CAPTURE(ttl);
+        bad = j;
+        bad["ttl_s"] = json::parse(ttl);
+        CHECK_THROWS_WITH_AS(Lease::from_json(bad), doctest::Contains("ttl_s"), LeaseError);
+    }
 }
 
 TEST_CASE("file store: acquire writes, a second acquirer is refused, release removes; check mode writes nothing") {

@@ -71,6 +71,15 @@ TEST_CASE("ints: numbers and numeric strings (Semaphore survey values arrive as 
     }
     const auto msg = error_of(json{{"name", "x"}, {"count", -1}});
     CHECK(msg.find(">= 0") != std::string::npos);
+    // Out of range for the type is a bad value, never wrapped (2^64-1 used to become -1).
+    for (const char* text : {"18446744073709551615", "9223372036854775808", "1e300", "-1e300"}) {
+        CAPTURE(text);
+        const auto out = error_of(json{{"name", "x"}, {"count", json::parse(text)}});
+        CHECK(out.find("unable to convert to int") != std::string::npos);
+    }
+    CHECK(validate_params(json{{"name", "x"}, {"count", json::parse("9223372036854775807")}}, kSpec).params["count"] ==
+          9223372036854775807LL);
+    CHECK(error_of(json{{"name", "x"}, {"enabled", json::parse("18446744073709551615")}}).find("bool") != std::string::npos);
 }
 
 TEST_CASE("strings, lists, paths, choices") {

@@ -141,3 +141,91 @@ TEST_CASE("timeout also ends descendants that left the group (new session, as dp
         "setsid sh -c 'trap \"\" TERM; echo $$ >> {pids}; while :; do sleep 1; done' & "
         "echo $$ >> {pids}; wait");
 }
+
+TEST_CASE("output capture: cost linear in the output's size (bytes moved by trimming), the tail kept") {
+    // 64 MiB through a 1 MiB tail in 64 KiB reads, as the runner reads a pipe: before, every read past the
+    // limit moved the whole tail (64 GiB of copying here); now each byte is moved at most once.
+    OutputTail tail(1 << 20);
+    std::string chunk(64 * 1024, 'x');
+    const std::size_t chunks = 1024;
+    for (std::size_t i = 0; i < chunks; ++i) {
+        chunk.back() = static_cast<char>('a' + i % 26);
+        tail.append(chunk.data(), chunk.size());
+    }
+    CHECK(tail.total() == chunks * chunk.size());
+    CHECK(tail.bytes_moved() <= tail.total());
+    const auto out = tail.take();
+    CHECK(out.size() == (1U << 20));
+    CHECK(out.back() == static_cast<char>('a' + (chunks - 1) % 26));
+    // A single read larger than the limit, and a zero limit.
+    OutputTail small(4);
+    small.append("0123456789", 10);
+    CHECK(small.take() == "6789");
+    OutputTail none(0);
+    none.append("abc", 3);
+    CHECK(none.take().empty());
+    CHECK(none.total() == 3);
+}
+
+TEST_CASE("the runner captures a large output whole when under the limit") {
+    RunOptions options;
+    options.max_output_bytes = 32 * 1024 * 1024;
+    const auto r = run_process({"sh", "-c", "head -c 20000000 /dev/zero"}, options);
+    CHECK(r.rc == 0);
+    CHECK(r.out.size() == 20000000U);
+}
+
+namespace {
+
+// A cgroup v1 freezer group of our own: a frozen task is in state D and does not die of SIGKILL until thawed,
+// which is what a process stuck on a hung disk or NFS server looks like to the runner.
+struct FreezerGroup {
+    std::filesystem::path dir;
+    bool usable = false;
+    FreezerGroup() {
+        const std::filesystem::path root = "/sys/fs/cgroup/freezer";
+        std::error_code ec;
+        if (!std::filesystem::exists(root / "freezer.state", ec) && !std::filesystem::exists(root / "tasks", ec)) return;
+        dir = root / ("pbs_patch_test_" + std::to_string(::getpid()));
+        usable = std::filesystem::create_directory(dir, ec) || std::filesystem::exists(dir / "freezer.state", ec);
+    }
+    void thaw() const { std::ofstream(dir / "freezer.state") << "THAWED\n"; }
+    ~FreezerGroup() {
+        if (!usable) return;
+        thaw();
+        std::error_code ec;
+        for (int i = 0; i < 500 && !std::filesystem::remove(dir, ec); ++i) std::this_thread::sleep_for(10ms);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a child stuck in state D after SIGKILL does not hang the runner: bounded and reported") {
+    FreezerGroup group;
+    if (!group.usable) {
+        MESSAGE("skipped: no writable cgroup v1 freezer (/sys/fs/cgroup/freezer) to put a child in state D");
+        return;
+    }
+    // The child ignores SIGTERM and freezes itself at once; SIGKILL comes 5 s later, then the runner waits 1 s.
+    const std::string script = "trap '' TERM; echo $$ > " + (group.dir / "cgroup.procs").string() +
+                               "; echo FROZEN > " + (group.dir / "freezer.state").string() + "; sleep 600";
+    RunOptions options;
+    options.timeout = 3s;
+    options.kill_grace = 2s;
+    options.kill_wait = 1s;
+    const auto r = run_process({"sh", "-c", script}, options);
+    CHECK(r.timed_out);
+    CHECK(r.rc == 124);
+    REQUIRE_MESSAGE(r.left_behind.size() == 1, r.error);
+    const auto stuck = r.left_behind.front();
+    CHECK(stuck.comm == "sh");
+    CHECK(stuck.state == "D (disk sleep)");
+    CHECK(r.error.find("pid " + std::to_string(stuck.pid) + " (sh, state D (disk sleep))") != std::string::npos);
+    CHECK(r.error.find("left behind") != std::string::npos);
+    // Once the kernel lets go (thawed), the pending SIGKILL ends it: nothing outlives the test.
+    group.thaw();
+    int status = 0;
+    REQUIRE(::waitpid(stuck.pid, &status, 0) == stuck.pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGKILL);
+}

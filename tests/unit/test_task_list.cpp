@@ -111,3 +111,46 @@ TEST_CASE("tasks/active file: empty file, blank lines, garbage") {
     CHECK_THROWS_AS(parse_active_tasks("UPID:elsa:00004F37:0039E469:00000000:5CA78B83:garbage_collection::root@pam: zz OK\n"),
                     TaskListError);
 }
+
+TEST_CASE("task list JSON: numbers out of range for their type are malformed output, never wrapped") {
+    const std::string good =
+        R"({"upid":"UPID:pbs:0000044F:00001A2B:00000000:6928A0D8:garbage_collection:store1:root@pam:",)"
+        R"("node":"pbs","pid":1103,"pstart":6699,"starttime":1764335832,"worker_type":"garbage_collection",)"
+        R"("worker_id":"store1","user":"root@pam"})";
+    // Built with += : GCC 12 reports a false -Wrestrict on "[" + text + "]".
+    auto array_of = [](const std::string& item_text) {
+        std::string out = "[";
+        out += item_text;
+        out += "]";
+        return out;
+    };
+    REQUIRE(parse_task_list_json(array_of(good)).size() == 1);
+    struct Case {
+        const char* key;
+        const char* value;
+        const char* words;
+    };
+    const Case cases[] = {
+        {"starttime", "18446744073709551615", "out of range"},
+        {"starttime", "1e300", "out of range"},
+        {"starttime", "-1", "out of range"},
+        {"starttime", "1764335832.5", "not an integer"},
+        {"pid", "4294967296", "out of range"},
+        {"pid", "\"1103\"", "not an integer"},
+        {"pstart", "9223372036854775808", "out of range"},
+        {"endtime", "1e19", "out of range"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.key);
+        CAPTURE(c.value);
+        auto item = nlohmann::json::parse(good);
+        item[c.key] = nlohmann::json::parse(c.value);
+        const std::string text = array_of(item.dump());
+        CHECK_THROWS_WITH_AS(parse_task_list_json(text), doctest::Contains(c.key), TaskListError);
+        CHECK_THROWS_WITH_AS(parse_task_list_json(text), doctest::Contains(c.words), TaskListError);
+    }
+    // An integral float in range is still a number PBS could have meant.
+    auto item = nlohmann::json::parse(good);
+    item["endtime"] = 1764335900.0;
+    CHECK(parse_task_list_json(array_of(item.dump())).front().endtime == 1764335900);
+}

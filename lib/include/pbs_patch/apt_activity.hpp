@@ -14,13 +14,25 @@ struct ProcessInfo {
     int pid = 0;
     std::string comm;
     std::string cmdline;  // arguments joined by spaces
+    char state = '?';     // from /proc/<pid>/status ('Z' zombie); '?' when unknown
+    int ppid = 0;
     nlohmann::json to_json() const;
 };
 
-// apt, apt-get, aptitude, dpkg, unattended-upgrade(s) (by comm or by the script in argv).
+// Package activity: apt, apt-get, aptitude, dpkg, unattended-upgrade(s), and apt.systemd.daily (apt-daily's
+// script, which runs apt-get update and unattended-upgrade), by comm or by the script in argv. Not activity: a
+// zombie (it holds nothing), and unattended-upgrades' always-running shutdown helper
+// (unattended-upgrade-shutdown --wait-for-signal, comm "unattended-upgr" like unattended-upgrade itself).
 bool is_package_manager_process(const ProcessInfo& process);
 
-// Reads /proc/<pid>/{comm,cmdline}; processes that vanish while reading are skipped.
+// Why a process is not package activity although its name says apt/dpkg/unattended-upgrade: "zombie",
+// "unattended-upgrades shutdown helper (idle)"; empty when it is activity or not a package manager at all.
+std::string why_not_activity(const ProcessInfo& process);
+
+// The PIDs among `processes` that descend from `root` (by their ppid), `root` excluded.
+std::vector<int> descendants_among(const std::vector<ProcessInfo>& processes, int root);
+
+// Reads /proc/<pid>/{comm,cmdline,status}; processes that vanish while reading are skipped.
 std::vector<ProcessInfo> list_processes(const std::string& proc_root);
 // Only processes that share our root directory: a dpkg in a chroot or a container (another package
 // database) is neither waited for nor reported.
@@ -50,6 +62,11 @@ struct LockHolder {
 };
 
 std::vector<LockHolder> find_lock_holders(const std::vector<std::string>& lock_files, const std::string& proc_root);
+
+// True when apt's output says it could not get one of its locks (apt-pkg's GetLock: "Could not get lock
+// /var/lib/dpkg/lock-frontend. It is held by process N (name)", "Unable to acquire the dpkg frontend lock",
+// "Unable to lock directory /var/lib/apt/lists/"): someone took the lock in between, worth waiting for.
+bool is_apt_lock_failure(std::string_view apt_output);
 
 // The lock files apt and dpkg use.
 const std::vector<std::string>& default_lock_files();
