@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's main command: patch the lab's PBS VM end to end with the real playbook.
 #   1. set-up (Debian packages, .venv), 2. build the module binaries, 3. build and start the lab VM,
-#   4. start a local HTTP endpoint for the notification, 5. ansible-playbook playbooks/patch_pbs.yml,
-#   6. print what happened and where the report is. The notification endpoint is stopped on exit, also on failure.
+#   4. start a local HTTP endpoint and a local SMTP server (STARTTLS, AUTH) for the notifications,
+#   5. ansible-playbook playbooks/patch_pbs.yml, 6. print what happened and where the report and the mail are.
+#   Both endpoints are stopped on exit, also on failure.
 # Usage: scripts/patch-lab.sh [--guest G] [--check] [--keep] [--no-reset] [extra ansible-playbook args...]
 #   --guest G   the lab guest: debian13 (default: Debian 13 with a PBS 4 stand-in) or debian12 (Debian 12, PBS 3)
 #   --check     dry run: nothing changes in the guest, no reboot; lists what would be upgraded
@@ -36,14 +37,18 @@ mkdir -p "$out"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 report="$out/report-$stamp.json"
 payloads="$out/notifications-$stamp.jsonl"
+mailbox="$out/mail-$stamp"
 receiver_pid=""
+smtp_pid=""
 
 cleanup() {
   rc=$?
-  if [ -n "$receiver_pid" ] && kill -0 "$receiver_pid" 2>/dev/null; then
-    kill "$receiver_pid" 2>/dev/null || true
-    wait "$receiver_pid" 2>/dev/null || true
-  fi
+  for pid in "$receiver_pid" "$smtp_pid"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   if [ "$keep" -eq 0 ] && [ -x "$top/lab/labctl" ] && [ "${lab_started:-0}" -eq 1 ]; then
     echo "(stopping the lab VM; use --keep to leave it running)"
     "$top/lab/labctl" stop >/dev/null 2>&1 || true
@@ -81,7 +86,7 @@ if [ "$reset" -eq 1 ]; then
   lab/labctl reset
 fi
 
-say "4/6 A local HTTP endpoint to receive the notification (127.0.0.1, records to $payloads)"
+say "4/6 Local endpoints for the notifications: HTTP (records to $payloads), SMTP with STARTTLS and AUTH ($mailbox)"
 portfile="$out/receiver-$stamp.port"
 python3 "$top/tests/support/webhook_receiver.py" --out "$payloads" --port-file "$portfile" 2>"$out/receiver.log" &
 receiver_pid=$!
@@ -89,6 +94,25 @@ for _ in $(seq 50); do [ -s "$portfile" ] && break; sleep 0.1; done
 [ -s "$portfile" ] || { echo "the notification endpoint did not start (see $out/receiver.log)"; exit 1; }
 url="http://127.0.0.1:$(cat "$portfile")/webhook"
 rm -f "$portfile"
+# The lab's mail relay: tests/support/smtp_receiver.py (aiosmtpd), with a password made for this run only.
+mkdir -p "$mailbox"
+( umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(18))' > "$mailbox/password" )
+"$top/.venv/bin/python" "$top/tests/support/smtp_receiver.py" --out "$mailbox" --user pbs-lab \
+  --password-file "$mailbox/password" --port-file "$mailbox/port" 2>"$out/smtp.log" &
+smtp_pid=$!
+for _ in $(seq 100); do [ -s "$mailbox/port" ] && break; sleep 0.1; done
+[ -s "$mailbox/port" ] || { echo "the SMTP server did not start (see $out/smtp.log)"; exit 1; }
+mail_vars="$mailbox/vars.json"
+( umask 077; python3 - "$mailbox" > "$mail_vars" <<'PY'
+import json, sys
+from pathlib import Path
+d = Path(sys.argv[1])
+print(json.dumps({"pbs_patch_notify_email_host": "127.0.0.1", "pbs_patch_notify_email_port": int((d / "port").read_text()),
+                  "pbs_patch_notify_email_username": "pbs-lab", "pbs_patch_notify_email_password": (d / "password").read_text().strip(),
+                  "pbs_patch_notify_email_from": "PBS patching (lab) <pbs-patch@lab.example>",
+                  "pbs_patch_notify_email_to": ["backup-admins@lab.example"]}))
+PY
+)
 
 mode_args=()
 [ "$check" -eq 1 ] && mode_args=(--check)
@@ -96,15 +120,15 @@ say "5/6 ansible-playbook -i lab/inventory.yml playbooks/patch_pbs.yml ${mode_ar
 set +e
 # The lab inventory sets the free-space gate to 2 GiB (its 4 GiB disk has about 3 GiB free).
 ansible-playbook -i lab/inventory.yml playbooks/patch_pbs.yml "${mode_args[@]}" \
-  -e "pbs_patch_notify_webhook_url=$url" -e "pbs_patch_report_path=$report" "${extra[@]}"
+  -e "pbs_patch_notify_webhook_url=$url" -e "pbs_patch_report_path=$report" -e "@$mail_vars" "${extra[@]}"
 play_rc=$?
 set -e
 
 say "6/6 Summary"
-python3 - "$report" "$payloads" "$play_rc" <<'PY'
+python3 - "$report" "$payloads" "$play_rc" "$mailbox" <<'PY'
 import json, sys
 from pathlib import Path
-report, payloads, rc = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+report, payloads, rc, mailbox = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
 posts = [json.loads(l) for l in payloads.read_text().splitlines() if l.strip()] if payloads.exists() else []
 if not report.exists():
     print("The play failed before it wrote a report (rc %d): read the first red 'fatal' message above; it says" % rc)
@@ -136,6 +160,10 @@ else:
     print("The run FAILED in step '%s': %s" % (r.get("step"), r.get("msg")))
 print("Report (JSON): %s" % report)
 print("Notifications received by the local endpoint: %d (%s)" % (len(posts), payloads))
+mails = sorted(mailbox.glob("*.eml"))
+print("Mails received by the local SMTP server: %d%s" % (len(mails), (" (%s)" % ", ".join(map(str, mails))) if mails else ""))
+if mails:
+    print("  see one as a picture: scripts/render_mail.py %s mail.png" % mails[-1])
 PY
 if [ "$play_rc" -eq 0 ]; then
   echo "Done. Inspect the guest with: lab/labctl start && lab/labctl ssh   (the VM is stopped unless --keep)"
