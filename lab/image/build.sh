@@ -21,8 +21,8 @@ in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DE
 mkdir -p "$root/srv/lab-repo"
 cp -r "$tmp/debs/." "$root/srv/lab-repo/"
 mount -t proc proc "$root/proc"
-in_root sh -ec 'for d in main fault-hang fault-failonce; do
-  cd /srv/lab-repo/$d; apt-ftparchive packages . > Packages; apt-ftparchive release . > Release; done'
+in_root sh -ec "for d in main fault-hang fault-failonce; do
+  cd /srv/lab-repo/\$d; apt-ftparchive packages . > Packages; apt-ftparchive release . > Release; done"
 
 # --- guest files (lab helpers), host name, network, ssh ----------------------------------------------
 cp -a "$here/guest/." "$root/"
@@ -75,7 +75,7 @@ in_root sh -ec 'update-initramfs -u -k all >/dev/null 2>&1; python3 -m compileal
 umount "$root/proc"
 
 # --- kernel for direct boot, then the disk image --------------------------------------------------------
-kver=$(ls "$root/boot" | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
+kver=$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
 cp "$root/boot/vmlinuz-$kver" "$tmp/vmlinuz"
 cp "$root/boot/initrd.img-$kver" "$tmp/initrd.img"
 echo "$kver" > "$tmp/kernel-version"

@@ -5,7 +5,7 @@ set -euo pipefail
 out=${1:?usage: stage1.sh OUTDIR}
 suite=bookworm
 mirror=${PBS_PATCH_LAB_MIRROR:-http://deb.debian.org/debian}
-include=systemd-sysv,udev,dbus,openssh-server,openssh-sftp-server,qemu-guest-agent,linux-image-cloud-amd64,initramfs-tools,iproute2,python3,python3-apt,sudo,procps,psmisc,lsof,ca-certificates,apt-utils
+include=systemd-sysv,udev,dbus,openssh-server,openssh-sftp-server,qemu-guest-agent,linux-image-cloud-amd64,initramfs-tools,iproute2,python3,python-is-python3,python3-apt,sudo,procps,psmisc,lsof,ca-certificates,apt-utils
 tmp="$out.tmp.$$"
 rm -rf "$tmp"
 trap 'rm -rf "$tmp"' EXIT

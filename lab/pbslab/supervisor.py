@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The lab's stand-in for qmeventd + 'qm cleanup': runs QEMU (-no-reboot), reads QMP SHUTDOWN events and
 decides what follows when QEMU exits:
   guest-reset (guest rebooted itself)      -> a fresh QEMU process (as a PVE guest reboot looks from outside)
@@ -6,7 +6,6 @@ decides what follows when QEMU exits:
   otherwise (poweroff, qm shutdown/stop)     -> stay stopped (the supervisor exits)
 Fault knob 'no-return' (state/faults/no-return): never start again after a reboot."""
 import argparse
-import json
 import os
 import subprocess
 import sys

@@ -1,5 +1,4 @@
 """Starting, observing and stopping the lab VM (used by labctl and the qm stand-in)."""
-import json
 import os
 import signal
 import subprocess
@@ -8,7 +7,7 @@ import time
 from pathlib import Path
 
 from . import common as C
-from .qmp import QMP, QMPError, QGA, AgentError, agent_call
+from .qmp import QMP, QMPError, AgentError, agent_call
 
 SUPERVISOR = Path(__file__).resolve().parent / "supervisor.py"
 QEMU = os.environ.get("PBS_PATCH_LAB_QEMU") or "qemu-system-x86_64"
@@ -18,7 +17,7 @@ KVM = ["-accel", "kvm", "-cpu", "host"]
 
 def qemu_version():
     try:
-        return subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        return subprocess.run([QEMU, "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
     except OSError:
         raise C.LabError("%s not found: run scripts/setup.sh (installs qemu-system-x86)" % QEMU)
 
@@ -193,7 +192,7 @@ def stop(timeout=30):
     for getter, name in ((C.supervisor_pid, "supervisor"), (C.qemu_pid, "QEMU")):
         pid = getter()
         if pid:
-            C.log("%s (pid %d) still there: SIGKILL" % (name, pid))
+            C.log(f"{name} (pid {pid}) still there: SIGKILL")
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -5,7 +5,6 @@ the recorded real JSON shapes (tests/unit/fixtures), or failing as it does when 
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
