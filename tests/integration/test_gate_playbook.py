@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -195,12 +196,27 @@ def test_held_lock_bounded_wait_then_failure_naming_the_pid(tmp_path, pbs):
 
 
 def test_lock_released_within_the_bound_proceeds(tmp_path, pbs):
-    holder = _hold_lock(pbs["locks"][1], 1.5)
+    # The gate asks for the PBS task list just before it looks at apt/dpkg: that call marks the moment.
+    asked = pbs["dir"] / "task-list-asked"
+    fake_command(pbs["pbm"], f'touch "{asked}"\ncat "{pbs["tasks"]}"\n')
+    holder = _hold_lock(pbs["locks"][1], 600)
+    result = {}
+    play = threading.Thread(target=lambda: result.update(
+        run=gate(tmp_path, dict(pbs["args"], apt_wait_timeout=120))))
     try:
-        r = gate(tmp_path, dict(pbs["args"], apt_wait_timeout=30)).result
+        play.start()
+        # The holder goes away once the gate is past the task list and has had a few of its 1 s polls of the
+        # locks: not at a fixed time after the start, which a slow Ansible start could outlast.
+        deadline = time.monotonic() + 300
+        while not asked.exists():
+            assert play.is_alive() and time.monotonic() < deadline, "the gate never asked for the task list"
+            time.sleep(0.1)
+        time.sleep(3)
     finally:
         holder.kill()
         holder.wait()
+        play.join(timeout=600)
+    r = result["run"].result
     assert r["failed"] is False, r["msg"]
     check = r["checks"]["package_manager"]
     assert check["waited_for"][0]["pid"] == holder.pid
