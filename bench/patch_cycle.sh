@@ -16,14 +16,15 @@ export PBS_PATCH_LAB_STATE="${PBS_PATCH_LAB_STATE:-$top/lab/.state/patch-bench}"
 export PBS_PATCH_LAB_SSH_PORT="${PBS_PATCH_LAB_SSH_PORT:-2225}"
 prober_pid=""
 cleanup() {
-  [ -n "$prober_pid" ] && kill "$prober_pid" 2>/dev/null || true
+  if [ -n "$prober_pid" ]; then kill "$prober_pid" 2>/dev/null || true; fi
   "$top/lab/labctl" stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
 "$top/scripts/setup.sh" >/dev/null
-cmake --preset release >"$out/cmake.log" 2>&1 && cmake --build --preset release >>"$out/cmake.log" 2>&1 \
-  || { tail -30 "$out/cmake.log"; exit 1; }
+if ! { cmake --preset release >"$out/cmake.log" 2>&1 && cmake --build --preset release >>"$out/cmake.log" 2>&1; }; then
+  tail -30 "$out/cmake.log"; exit 1
+fi
 lab/labctl build >/dev/null
 lab/labctl start
 lab/labctl reset

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Watches the lab guest's SSH from the host during the patch play's reboot (bench/patch_cycle.sh).
 
 Phase 1, once a second: is the OpenSSH banner there (gone = missing 3 times in a row) (not a bare TCP connect: QEMU's forwarded port accepts while
@@ -32,7 +32,7 @@ def login(port, key):
            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
            "-o", "ConnectTimeout=3", "root@127.0.0.1", "true"]
     try:
-        return subprocess.run(cmd, capture_output=True, timeout=8).returncode == 0
+        return subprocess.run(cmd, capture_output=True, timeout=8, check=False).returncode == 0
     except subprocess.TimeoutExpired:
         return False
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Writes the README's role-variable table from roles/pbs_patch/meta/argument_specs.yml.
 
   scripts/readme_vars.py          rewrite the table between the markers in README.md
@@ -48,7 +48,7 @@ def main() -> int:
         print(f"README.md has no {START} ... {END} section", file=sys.stderr)
         return 1
     head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
+    tail = rest.split(END, 1)[1]
     new = f"{head}{START}\n{table()}\n{END}{tail}"
     if "--check" in sys.argv:
         if new != text:

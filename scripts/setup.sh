@@ -9,7 +9,7 @@ apt_packages=(
   g++ cmake ninja-build make file git
   libboost1.81-dev libboost-filesystem1.81-dev nlohmann-json3-dev libfmt-dev doctest-dev
   qemu-system-x86 qemu-utils debootstrap socat openssh-client dpkg-dev
-  python3 python3-venv
+  python3 python3-venv python-is-python3 shellcheck
 )
 
 missing=()

@@ -3,7 +3,7 @@
 # `N passed, N failed, N skipped` over all stages. Usage: scripts/test.sh [pytest args...]
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 
 "$top/scripts/setup.sh" || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 export PATH="$top/.venv/bin:$PATH"
@@ -12,7 +12,14 @@ rm -rf "$results"
 mkdir -p "$results"
 missing=()
 
-stage() { printf '\n==== %s\n' "$*"; }
+# Each stage's wall time is printed when the next one starts (and listed again at the end).
+stage_name="" stage_t0=$(date +%s) times=()
+stage() {
+  local now; now=$(date +%s)
+  [ -n "$stage_name" ] && times+=("$(printf '%5d s  %s' $((now - stage_t0)) "$stage_name")")
+  stage_name="$*" stage_t0=$now
+  printf '\n==== %s\n' "$*"
+}
 
 # 1. Release build (static, stripped, warnings as errors) into plugins/modules, and its unit tests.
 stage "build (ci preset: static, -Werror) and unit tests"
@@ -37,7 +44,43 @@ pytest -p no:cacheprovider --junitxml="$results/pytest.xml" "$@"
 rc=$?
 if [ "$rc" -ne 0 ] && [ ! -s "$results/pytest.xml" ]; then missing+=("pytest"); fi
 
+# 4. The collection's own tests on the other ansible-core releases it claims: the oldest meta/runtime.yml allows and
+# the newest (each pinned in tests/requirements/ansible-core-*.txt; venvs cached by scripts/toolchain.py). The
+# dependencies (galaxy.yml: community.general, from PyPI in the project venv) are put on the collections path.
+# The installed collection on the lab ran with each of them in stage 3 (test_installed_collection_on_lab.py), on
+# the VM that session owns: a stage here would boot it again.
+version_tests=(tests/integration/test_toolchain.py tests/integration/test_lint.py tests/integration/test_module_docs.py
+               tests/integration/test_gate_playbook.py)
+deps=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+[ -d "$deps/ansible_collections" ] || deps=""
+version_stages=(tests/requirements/ansible-core-*.txt)
+if [ "$#" -gt 0 ]; then
+  echo "(pytest arguments given: the ansible-core version stages are left out; run scripts/test.sh alone for them)"
+  version_stages=()
+fi
+for pins in "${version_stages[@]}"; do
+  release=$(basename "$pins" .txt)
+  venv=$(python3 scripts/toolchain.py venv "$pins" 2>"$results/$release-venv.log")
+  venv_rc=$?
+  if [ "$venv_rc" -eq 3 ]; then
+    reason=$(tail -1 "$results/$release-venv.log")
+    stage "$release: SKIPPED ($reason)"
+    python3 scripts/junit_summary.py --write-skipped "$results/pytest-$release.xml" "$release" "$reason"
+    continue
+  elif [ "$venv_rc" -ne 0 ]; then
+    stage "$release: the venv could not be made"; tail -20 "$results/$release-venv.log"; missing+=("$release"); continue
+  fi
+  ran=$(python3 scripts/toolchain.py describe "$venv")
+  stage "pytest with $ran (the collection's own tests: lint, module docs, gate playbook)"
+  PBS_PATCH_ANSIBLE_BIN="$venv/bin" PBS_PATCH_ANSIBLE_EXPECT="${release#ansible-core-}" \
+    ANSIBLE_COLLECTIONS_PATH="$top/build/collections${deps:+:$deps}" \
+    pytest -p no:cacheprovider --junitxml="$results/pytest-$release.xml" \
+      -o junit_suite_name="$release" "${version_tests[@]}"
+  [ -s "$results/pytest-$release.xml" ] || missing+=("$release")
+done
+
 stage "summary"
+printf '%s\n' "${times[@]}"
 reports=()
 for f in "$results"/*.xml; do [ -e "$f" ] && reports+=("$f"); done
 missing_args=()

@@ -134,7 +134,7 @@ for d in etc var; do
 done
 
 # --- kernel for direct boot, then the disk image --------------------------------------------------------
-kver=$(ls "$root/boot" | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
+kver=$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
 cp "$root/boot/vmlinuz-$kver" "$tmp/vmlinuz"
 cp "$root/boot/initrd.img-$kver" "$tmp/initrd.img"
 echo "$kver" > "$tmp/kernel-version"

@@ -9,7 +9,7 @@ mirror=${PBS_PATCH_LAB_MIRROR:-http://deb.debian.org/debian}
 # The same package names exist in bookworm and trixie. util-linux-extra has hwclock, which the guest agent's
 # guest-set-time runs (trixie's minbase lacks it). trixie's minbase no longer has e2fsprogs: not needed, the
 # image is made on the host with mkfs.ext4 -d and the root filesystem is mounted rw by the kernel.
-include=systemd-sysv,udev,dbus,openssh-server,openssh-sftp-server,qemu-guest-agent,util-linux-extra,linux-image-cloud-amd64,initramfs-tools,iproute2,python3,python3-apt,sudo,procps,psmisc,lsof,ca-certificates,apt-utils
+include=systemd-sysv,udev,dbus,openssh-server,openssh-sftp-server,qemu-guest-agent,util-linux-extra,linux-image-cloud-amd64,initramfs-tools,iproute2,python3,python-is-python3,python3-apt,sudo,procps,psmisc,lsof,ca-certificates,apt-utils
 tmp="$out.tmp.$$"
 rm -rf "$tmp"
 trap 'rm -rf "$tmp"' EXIT

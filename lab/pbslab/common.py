@@ -48,6 +48,8 @@ def clear_pve_state():
     shutil.rmtree(PVESH_DIR, ignore_errors=True)
     for p in (LEASE, LEASE.with_name(LEASE.name + ".lock")):
         p.unlink(missing_ok=True)
+
+
 LOG_SUP = STATE / "supervisor.log"
 LOG_QEMU = STATE / "qemu.log"
 CONSOLE = STATE / "console.log"
@@ -239,7 +241,7 @@ def ssh_banner(port=None, timeout=2.0):
 
 def ssh_run(cmd, timeout=60, check=True, input=None):
     """Run a shell command in the guest as root over SSH; returns CompletedProcess (text)."""
-    r = subprocess.run(ssh_base() + ["--", cmd], input=input, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(ssh_base() + ["--", cmd], input=input, capture_output=True, text=True, timeout=timeout, check=False)
     if check and r.returncode != 0:
         raise LabError("guest command failed (rc=%d): %s\n%s%s" % (r.returncode, cmd, r.stdout, r.stderr))
     return r
@@ -247,7 +249,7 @@ def ssh_run(cmd, timeout=60, check=True, input=None):
 
 def ssh_login_ok(timeout=10):
     try:
-        r = subprocess.run(ssh_base(timeout=timeout) + ["--", "true"], capture_output=True, timeout=timeout + 5)
+        r = subprocess.run(ssh_base(timeout=timeout) + ["--", "true"], capture_output=True, timeout=timeout + 5, check=False)
         return r.returncode == 0
     except subprocess.TimeoutExpired:
         return False

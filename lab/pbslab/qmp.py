@@ -116,8 +116,8 @@ class QGA:
     def sync(self):
         sid = random.randint(1, 2 ** 31 - 1)
         deadline = time.monotonic() + self.timeout
-        self.sock.sendall(b"\xff" + json.dumps({"execute": "guest-sync-delimited",
-                                                  "arguments": {"id": sid}}).encode() + b"\n")
+        request = {"execute": "guest-sync-delimited", "arguments": {"id": sid}}
+        self.sock.sendall(b"\xff" + json.dumps(request).encode() + b"\n")
         while True:  # skip everything up to the 0xff delimiter, then to our id
             i = self.buf.find(b"\xff")
             if i >= 0:

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The lab's stand-in for qmeventd + 'qm cleanup': runs QEMU (-no-reboot), reads QMP SHUTDOWN events and
 decides what follows when QEMU exits:
   guest-reset (guest rebooted itself)      -> a fresh QEMU process (as a PVE guest reboot looks from outside)
@@ -8,7 +8,6 @@ Fault knob 'no-return' (state/faults/no-return): never start again after a reboo
 lab cluster: the restart fails as qemu-server's does (qm cleanup -> vm_start -> check_cfs_quorum: "cluster not
 ready - no quorum?"), so the VM stays stopped."""
 import argparse
-import json
 import os
 import subprocess
 import sys

@@ -20,7 +20,7 @@ KVM = ["-accel", "kvm", "-cpu", "host"]
 
 def qemu_version():
     try:
-        return subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        return subprocess.run([QEMU, "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
     except OSError:
         raise C.LabError("%s not found: run scripts/setup.sh (installs qemu-system-x86)" % QEMU)
 
@@ -218,7 +218,7 @@ def stop(timeout=30):
     for getter, name in ((C.supervisor_pid, "supervisor"), (C.qemu_pid, "QEMU")):
         pid = getter()
         if pid:
-            C.log("%s (pid %d) still there: SIGKILL" % (name, pid))
+            C.log(f"{name} (pid {pid}) still there: SIGKILL")
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -194,14 +194,14 @@ def run_play(tmp_path: Path, tasks: list, *, extra: dict | None = None, check=Fa
         cmd.append("--check")
     env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false")
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
     facts = json.loads(out.read_text()) if out.exists() else None
     return proc.returncode, proc.stdout + proc.stderr, facts
 
 
 def role_step(step: str) -> dict:
-    return {"name": f"Lease {step}", "ansible.builtin.include_role": {"name": "cfolino.pbs.maintenance_lease",
-                                                                       "tasks_from": step}}
+    role = {"name": "cfolino.pbs.maintenance_lease", "tasks_from": step}
+    return {"name": f"Lease {step}", "ansible.builtin.include_role": role}
 
 
 def test_role_acquire_then_release(tmp_path, lease):
@@ -217,8 +217,8 @@ def test_role_acquire_then_release(tmp_path, lease):
 
 def test_role_refuses_while_another_run_holds_the_lease(tmp_path, lease):
     write_lease(lease, owner="pbs_patch", purpose="patch pbs1")
-    rc, out, _ = run_play(tmp_path, [role_step("acquire"), {"name": "Never here", "ansible.builtin.fail": {"msg": "ran"}}],
-                          extra={"maintenance_lease_path": str(lease)})
+    never = {"name": "Never here", "ansible.builtin.fail": {"msg": "ran"}}
+    rc, out, _err = run_play(tmp_path, [role_step("acquire"), never], extra={"maintenance_lease_path": str(lease)})
     assert rc != 0
     assert "owner 'pbs_patch'" in out and "purpose: patch pbs1" in out
     assert "Never here" not in out
@@ -230,7 +230,7 @@ def test_role_fail_keeps_the_lease_and_clear_lease_playbook_clears_it(tmp_path, 
     tasks = [role_step("acquire"), {"name": "Change, then fail", "block": [
         {"name": "Break", "ansible.builtin.fail": {"msg": "boom"}}],
         "rescue": [role_step("fail")]}]
-    rc, out, _ = run_play(tmp_path, tasks, extra=extra)
+    rc, out, _err = run_play(tmp_path, tasks, extra=extra)
     assert rc == 0, out
     on_disk = json.loads(lease.read_text())
     assert on_disk["state"] == "failed" and on_disk["failure"] == "node did not come back"
@@ -240,10 +240,10 @@ def test_role_fail_keeps_the_lease_and_clear_lease_playbook_clears_it(tmp_path, 
                ANSIBLE_NOCOLOR="1")
     base = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(REPO / "playbooks" / "clear_lease.yml"),
             "-e", f"maintenance_lease_path={lease}"]
-    proc = subprocess.run(base + ["--check"], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(base + ["--check"], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert lease.exists()
-    proc = subprocess.run(base, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(base, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "node did not come back" in proc.stdout
     assert not lease.exists()
@@ -258,9 +258,9 @@ def test_two_playbooks_racing_one_runs_one_is_refused(tmp_path, lease):
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda d: run_play(d, [role_step("acquire"), hold, role_step("release")],
                                                 extra=dict(extra, maintenance_lease_owner=d.name)), dirs))
-    rcs = sorted(rc for rc, _, _ in runs)
-    assert rcs[0] == 0 and rcs[1] != 0, [o[-2000:] for _, o, _ in runs]
-    loser = next(o for rc, o, _ in runs if rc != 0)
+    rcs = sorted(run[0] for run in runs)
+    assert rcs[0] == 0 and rcs[1] != 0, [run[1][-2000:] for run in runs]
+    loser = next(run[1] for run in runs if run[0] != 0)
     assert "maintenance lease is held by owner" in loser
     assert not lease.exists()
 

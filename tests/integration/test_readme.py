@@ -9,7 +9,7 @@ from ansible_runner import REPO
 
 def test_variable_table_matches_argument_specs():
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "readme_vars.py"), "--check"], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
 
 

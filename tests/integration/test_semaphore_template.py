@@ -12,13 +12,13 @@ Semaphore facts used here (semaphoreui/semaphore):
 - services/tasks/LocalJob.go getPlaybookArgs: `-i <inv> [--check] --extra-vars <json> <template arguments...>
   <playbook>`; TaskRunner populates the extra vars from the survey answers, then the environment JSON over them
   (the environment wins on a clash) and adds semaphore_vars.task_details.
-- db_lib/AnsibleApp.go: `ansible-galaxy collection install -r <repo>/collections/requirements.yml --force`,
-  run from the repository root; newer releases pass the environment's env vars to it.
+- db_lib/AnsibleApp.go: `ansible-galaxy collection install -r <playbook dir>/collections/requirements.yml --force`,
+  run from the repository root with HOME=tmp_path and without the environment's env vars (AnsiblePlaybook.go).
+These are the v2.10.32 sources; tests/integration/test_semaphore_server.py runs that real server against the lab.
 """
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -26,17 +26,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_runner import REPO, VENV_BIN
+from ansible_runner import REPO, VENV_BIN, snapshot_repo
 
 BACKUP_PATH = REPO / "semaphore" / "pbs_patch.backup.json"
 SPECS = yaml.safe_load((REPO / "roles" / "pbs_patch" / "meta" / "argument_specs.yml").read_text())
 OPTIONS = SPECS["argument_specs"]["main"]["options"]
 PLAYBOOK = "playbooks/patch_pbs.yml"
+REQUIREMENTS = REPO / "playbooks" / "collections" / "requirements.yml"
 
-# BackupFormat of the Semaphore releases this targets (2024: types.go), and the keys newer releases added.
+# BackupFormat of Semaphore v2.10.32 (services/project/types.go): a template's schedule is its `cron`.
 BACKUP_KEYS = {"meta", "templates", "repositories", "keys", "views", "inventories", "environments",
-               "integrations", "integration_aliases", "schedules"}
-NEWER_BACKUP_KEYS = {"proxies", "secret_storages", "roles", "runners", "workflows", "host_configs"}
+               "integrations", "integration_aliases"}
 SURVEY_TYPES = {"", "int", "enum", "secret"}
 # Role option type -> the survey type that carries it (str-like options are plain text fields).
 SURVEY_TYPE_FOR = {"int": "int", "str": "", "path": ""}
@@ -67,14 +67,14 @@ def env_vars(backup: dict, template: dict) -> dict:
 
 def test_backup_has_the_backupformat_keys(backup):
     assert BACKUP_KEYS <= set(backup), f"missing: {BACKUP_KEYS - set(backup)}"
-    assert set(backup) <= BACKUP_KEYS | NEWER_BACKUP_KEYS, f"unknown: {set(backup) - BACKUP_KEYS - NEWER_BACKUP_KEYS}"
+    assert set(backup) <= BACKUP_KEYS, f"not restored by v2.10.32: {set(backup) - BACKUP_KEYS}"
     assert backup["meta"]["name"] == "PBS patching"
     for key in BACKUP_KEYS - {"meta"}:
         assert isinstance(backup[key], list), key
 
 
 def test_names_are_unique(backup):
-    for kind in ("templates", "repositories", "keys", "inventories", "environments", "schedules"):
+    for kind in ("templates", "repositories", "keys", "inventories", "environments"):
         found = names(backup[kind])
         assert len(found) == len(set(found)), f"duplicate names in {kind}: {found}"
 
@@ -96,16 +96,14 @@ def test_references_resolve_by_name(backup):
     for tpl in backup["templates"]:
         assert tpl["repository"] in repos, tpl["name"]
         assert tpl.get("inventory") in inventories, tpl["name"]  # Template.Validate: ansible needs one
-        # 2024 releases read `environment` (one name), newer ones `environments` (names): both are given.
         assert tpl["environment"] in environments, tpl["name"]
-        assert tpl["environments"] == [tpl["environment"]], tpl["name"]
+        assert "environments" not in tpl, "v2.10.32 drops a template's environments list on restore"
         if tpl.get("view") is not None:
             assert tpl["view"] in views
         for vault in tpl.get("vaults") or []:
             assert vault.get("vault_key") is None or vault["vault_key"] in keys
         assert tpl.get("type", "") != "deploy"
-    for schedule in backup["schedules"]:
-        assert schedule["template"] in templates
+    assert templates
 
 
 def test_keys_carry_no_secret_material(backup):
@@ -127,12 +125,19 @@ def test_repository_and_inventory_placeholders(backup):
     assert inv["type"] == "static-yaml"
     parsed = yaml.safe_load(inv["inventory"])
     groups = parsed["all"]["children"]
-    assert "pbs" in groups["pbs"]["hosts"], "the playbook runs on hosts: pbs"
-    pve_hosts = groups["pve"]["hosts"]
+    assert "pbs" in groups["pbs_hosts"]["hosts"], "the playbook runs on hosts: pbs"
+    pve_hosts = groups["pve_hosts"]["hosts"]
+    hosts = {h for g in groups.values() for h in g["hosts"]}
+    assert not hosts & set(groups), "a group named like a host makes Ansible warn on every run"
     assert OPTIONS["pbs_patch_pve_host"]["default"] in pve_hosts
-    assert groups["pbs"]["hosts"]["pbs"]["ansible_host"] == "pbs.example.lan"
+    assert groups["pbs_hosts"]["hosts"]["pbs"]["ansible_host"] == "pbs.example.lan"
     assert pve_hosts["pve"]["ansible_host"] == "pve.example.lan"
     assert parsed["all"]["vars"]["ansible_user"] == "root"
+    # Host keys: checked against a file the README says how to fill, never accepted blindly.
+    common = parsed["all"]["vars"]["ansible_ssh_common_args"]
+    assert "UserKnownHostsFile=/etc/semaphore/pbs_patch_known_hosts" in common
+    assert "StrictHostKeyChecking=yes" in common
+    assert "/etc/semaphore/pbs_patch_known_hosts" in (REPO / "semaphore" / "README.md").read_text()
 
 
 def test_templates_run_the_playbook_with_valid_arguments(backup):
@@ -147,7 +152,7 @@ def test_templates_run_the_playbook_with_valid_arguments(backup):
     assert json.loads(by_name["Patch PBS"]["arguments"]) == []
     # A survey cannot add --check: the dry-run template carries it in its arguments.
     assert json.loads(by_name["Patch PBS (dry run)"]["arguments"]) == ["--check"]
-    assert backup["schedules"] == [], "PBS patching runs in a dedicated window: no schedule by default"
+    assert not [t for t in backup["templates"] if t.get("cron")], "PBS patching runs in a dedicated window: no schedule"
 
 
 # --- Survey and environment against the role's argument spec -----------------------------------------------
@@ -165,8 +170,11 @@ def test_survey_vars_are_role_variables_with_matching_types(backup):
             assert var["type"] == SURVEY_TYPE_FOR[option_type], var["name"]
             if OPTIONS[var["name"]].get("required"):
                 assert var["required"] is True, var["name"]
-            if var.get("default_value"):
-                assert str(OPTIONS[var["name"]].get("default")) == var["default_value"], var["name"]
+            # v2.10.32 drops survey defaults on restore: an empty field is not sent and the role's default
+            # applies, which the description names.
+            assert "default_value" not in var, var["name"]
+            if not var["required"]:
+                assert f"default, {OPTIONS[var['name']]['default']}." in var["description"], var["name"]
 
 
 def test_required_options_are_covered(backup):
@@ -187,12 +195,18 @@ def test_environment_is_role_variables_without_secrets(backup):
         # The environment overrides survey answers on a clash: a survey variable there would be ignored.
         assert not set(extra) & {s["name"] for s in tpl["survey_vars"]}
         env = env_vars(backup, tpl)
-        assert all(isinstance(v, str) for v in env.values()), "environment variables are strings"
-        assert env.get("ANSIBLE_COLLECTIONS_PATH") == "~/.ansible/collections"
+        assert env == {}, "the galaxy install does not get them: the repository's ansible.cfg says where"
+
+
+def test_requirements_are_next_to_the_playbook(backup):
+    """Semaphore v2.10 looks for galaxy requirements next to the playbook only."""
+    for tpl in backup["templates"]:
+        assert (REPO / tpl["playbook"]).parent.joinpath("collections", "requirements.yml").is_file(), tpl["name"]
+    assert not (REPO / "collections" / "requirements.yml").exists(), "the root one would never be read"
 
 
 def test_requirements_install_the_built_collection():
-    req = yaml.safe_load((REPO / "collections" / "requirements.yml").read_text())
+    req = yaml.safe_load(REQUIREMENTS.read_text())
     (entry,) = req["collections"]
     # The modules are binaries built outside git: only a built artifact carries them, never `type: git`.
     assert entry["type"] in {"url", "file", "galaxy"}
@@ -218,38 +232,39 @@ def semaphore_argv(template: dict, inventory: Path, extra: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def semaphore_home(tmp_path_factory, backup):
-    """The galaxy step as Semaphore runs it from the repository root, with the environment's env vars and a
-    private HOME; the requirement points at a collection built from this checkout (the URL is a placeholder)."""
+    """The galaxy step as Semaphore v2.10 runs it: from the root of a clone, with HOME=tmp_path and without the
+    environment's variables; the requirement names a collection built from this checkout (the URL is a
+    placeholder). Then the playbook, also from the clone's root, resolves cfolino.pbs to what was installed."""
     work = tmp_path_factory.mktemp("semaphore")
     home = work / "home"
     home.mkdir()
     env = base_env(home)
-    env.update(env_vars(backup, backup["templates"][0]))
     build = subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "build", str(REPO),
                             "--output-path", str(work)], cwd=work, env=env, capture_output=True, text=True,
-                           timeout=300)
+                           timeout=300, check=False)
     assert build.returncode == 0, build.stdout + build.stderr
     (tarball,) = work.glob("cfolino-pbs-*.tar.gz")
     with tarfile.open(tarball) as tar:
         assert "plugins/modules/pbs_gate" in tar.getnames(), "the built collection carries the module binaries"
-    req = yaml.safe_load((REPO / "collections" / "requirements.yml").read_text())
+    clone = snapshot_repo(work / "clone")
+    requirements = clone / "playbooks" / "collections" / "requirements.yml"
+    req = yaml.safe_load(requirements.read_text())
     req["collections"][0] = {"name": str(tarball), "type": "file"}
-    requirements = work / "requirements.yml"
     requirements.write_text(yaml.safe_dump(req))
-    link = REPO / ".collections" / "ansible_collections" / "cfolino" / "pbs"
-    link_before = os.readlink(link)
-    install = subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "install", "-r", str(requirements),
-                              "--force"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    install = subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "install", "-r",
+                              "playbooks/collections/requirements.yml", "--force"], cwd=clone, env=env,
+                             capture_output=True, text=True, timeout=300, check=False)
     assert install.returncode == 0, install.stdout + install.stderr
-    assert (home / ".ansible" / "collections" / "ansible_collections" / "cfolino" / "pbs" / "plugins" / "modules"
-            / "pbs_gate").is_file()
-    assert link.is_symlink() and os.readlink(link) == link_before, "the checkout's .collections was left alone"
-    # The playbook run resolves cfolino.pbs from the installed, built collection only (not the checkout).
-    dump = subprocess.run([str(VENV_BIN / "ansible-config"), "dump", "--only-changed"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    installed = clone / "build" / "collections" / "ansible_collections" / "cfolino" / "pbs"
+    assert (installed / "plugins" / "modules" / "pbs_gate").is_file(), install.stdout
+    assert not installed.is_symlink()
+    # The playbook run (which does get the environment's variables: none) reads the same ansible.cfg.
+    env.update(env_vars(backup, backup["templates"][0]))
+    dump = subprocess.run([str(VENV_BIN / "ansible-config"), "dump", "--only-changed"], cwd=clone, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
     paths_line = next(line for line in dump.stdout.splitlines() if line.startswith("COLLECTIONS_PATHS"))
-    assert paths_line.endswith(f"['{home}/.ansible/collections']"), paths_line
-    return {"work": work, "home": home, "env": env}
+    assert f"'{clone}/build/collections'" in paths_line, paths_line
+    return {"work": work, "home": home, "env": env, "clone": clone}
 
 
 def base_env(home: Path) -> dict:
@@ -269,11 +284,11 @@ def local_inventory(work: Path) -> Path:
     """pbs and pve both on this machine; no pvesh or qm there, so preflight stops before any change."""
     inventory = work / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"children": {
-        "pbs": {"hosts": {"pbs": {"ansible_connection": "local",
-                                  "ansible_python_interpreter": str(VENV_BIN / "python")}}},
-        "pve": {"hosts": {"pve": {"ansible_connection": "local",
-                                  "ansible_python_interpreter": str(VENV_BIN / "python"),
-                                  "pbs_patch_qm_command": str(work / "absent" / "qm")}}},
+        "pbs_hosts": {"hosts": {"pbs": {"ansible_connection": "local",
+                                        "ansible_python_interpreter": str(VENV_BIN / "python")}}},
+        "pve_hosts": {"hosts": {"pve": {"ansible_connection": "local",
+                                        "ansible_python_interpreter": str(VENV_BIN / "python"),
+                                        "pbs_patch_qm_command": str(work / "absent" / "qm")}}},
     }}}))
     return inventory
 
@@ -285,7 +300,7 @@ def run_as_semaphore(semaphore_home, backup, template_name, answers, *extra_args
     extra["pbs_patch_report_path"] = str(semaphore_home["work"] / "report.json")
     argv = semaphore_argv(template, local_inventory(semaphore_home["work"]), extra)
     argv[1:1] = list(extra_args)
-    return subprocess.run(argv, cwd=REPO, env=semaphore_home["env"], capture_output=True, text=True, timeout=300)
+    return subprocess.run(argv, cwd=semaphore_home["clone"], env=semaphore_home["env"], capture_output=True, text=True, timeout=300, check=False)
 
 
 ANSWERS = {"pbs_patch_vmid": "104", "pbs_patch_vm_name": "pbs", "pbs_patch_pve_host": "pve",

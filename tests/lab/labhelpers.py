@@ -23,9 +23,11 @@ os.environ.setdefault("PBS_PATCH_LAB_SSH_PORT", "2223")
 sys.path.insert(0, str(LAB))
 from pbslab import common as C  # noqa: E402
 
+__all__ = ["C", "LAB", "LABCTL", "QM", "ROOT", "VENV_BIN", "Lab", "SessionLock", "run"]
+
 
 def run(argv, timeout=300, check=True, **kw):
-    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, **kw)
+    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, **kw, check=False)
     if check and r.returncode != 0:
         raise AssertionError("%s -> rc %d\nstdout:\n%s\nstderr:\n%s" % (argv, r.returncode, r.stdout, r.stderr))
     return r

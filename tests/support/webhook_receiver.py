@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """A local HTTP endpoint standing in for the notification services (generic webhook, ntfy, Gotify).
 
 Every POST is answered 200 and appended to a JSON Lines file as

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """pbs_upgrade against real apt-get and dpkg in a sandbox: a dpkg --root tree and a local file: repository,
 selected by APT_CONFIG / DPKG_ADMINDIR / DPKG_FORCE (apt-get and dpkg inherit the module's environment).
 Nothing on the host changes. Proves: exact package list from dpkg state, second run unchanged, check mode

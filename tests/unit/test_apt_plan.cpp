@@ -15,6 +15,22 @@ const PackageChange* find(const AptPlan& plan, const std::string& name) {
     return it == plan.changes.end() ? nullptr : &*it;
 }
 
+// apt_run_local_repo.txt was recorded from a real `apt-get dist-upgrade`; dpkg's lines came through the pty apt
+// gives it, with a CR before each LF and bare CRs between progress updates. The file stores each CR as `^M` (as
+// `cat -v` shows it: ansible-test's line-endings check refuses CRs in the repository); this restores the bytes.
+std::string with_carriage_returns(const std::string& text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text.compare(i, 2, "^M") == 0) {
+            out += '\r';
+            ++i;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 TEST_CASE("apt -s lines: Inst upgrade, Inst new, Remv, Purg, broken-deps suffix, others ignored") {
@@ -89,7 +105,8 @@ TEST_CASE("apt -s dist-upgrade from a local repository: upgrade, epoch, new, rem
 }
 
 TEST_CASE("real dist-upgrade output: held back found, no Inst lines; up-to-date simulation is empty") {
-    const auto run = parse_apt_simulation(fixture("apt_run_local_repo.txt"));
+    const auto run = parse_apt_simulation(with_carriage_returns(fixture("apt_run_local_repo.txt")));
+    REQUIRE(with_carriage_returns(fixture("apt_run_local_repo.txt")).find("\r\n") != std::string::npos);
     CHECK(run.changes.empty());  // a real run prints no Inst lines: what changed comes from dpkg
     CHECK(run.held_back == std::vector<std::string>{"lab-d"});
     const auto after = parse_apt_simulation(fixture("apt_sim_local_repo_after.txt"));

@@ -27,7 +27,7 @@ UPID_RE = re.compile(
 
 def running_version():
     """Upstream version the running daemon was built from, e.g. '3.2.4' for package 3.2.4-1."""
-    return PKG_VERSION.split("-")[0]
+    return PKG_VERSION.split("-", maxsplit=1)[0]
 
 
 def systemd_escape(s):
@@ -211,14 +211,14 @@ def read_datastores():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if not line[0].isspace():
-            kind, _, name = line.partition(":")
+            kind, _sep, name = line.partition(":")
             if kind.strip() == "datastore":
                 cur = {"name": name.strip()}
                 stores.append(cur)
             else:
                 cur = None
         elif cur is not None:
-            key, _, val = line.strip().partition(" ")
+            key, _sep, val = line.strip().partition(" ")
             cur[key] = val.strip()
     return sorted(stores, key=lambda s: s["name"])
 
@@ -474,13 +474,13 @@ def dpkg_versions(pkgs):
     """{pkg: (installed_version|None, candidate|None)} from dpkg-query and apt-cache policy."""
     res = {p: [None, None] for p in pkgs}
     q = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${Version}\t${db:Status-Abbrev}\n"] + list(pkgs),
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=False)
     for line in q.stdout.splitlines():
         name, ver, st = (line.split("\t") + ["", ""])[:3]
         if name in res and st.startswith("ii"):
             res[name][0] = ver
     pol = subprocess.run(["apt-cache", "policy"] + list(pkgs), stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
+                         stderr=subprocess.DEVNULL, text=True, check=False)
     cur = None
     for line in pol.stdout.splitlines():
         if line and not line[0].isspace() and line.endswith(":"):

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python
 """Lab stand-in for the PBS daemons. Installed twice by the proxmox-backup-server lab package:
   proxmox-backup-api    API daemon, 127.0.0.1:82 (plain HTTP), Type=notify
   proxmox-backup-proxy  public daemon, HTTPS on :8007; forwards /api2/ to the API daemon, so API calls fail
@@ -79,8 +79,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(404, {"data": None, "message": "Path not found."})
         parts = parts[2:]
         if parts == ["version"]:
-            v, _, rel = C.PKG_VERSION.partition("-")
-            major_minor, _, patch = v.rpartition(".")
+            v, _sep, _release = C.PKG_VERSION.partition("-")
+            major_minor, _dot, patch = v.rpartition(".")
             return self.reply(200, {"data": {"version": major_minor, "release": patch, "repoid": "lab"}})
         if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "tasks":
             running = q.get("running", "0") in ("1", "true", "yes", "on")
