@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Renders the HTML change record of roles/notify to a PNG with headless Chromium (Debian's `chromium` package).
 
   scripts/render_mail.py INPUT OUTPUT.png [--width 760]

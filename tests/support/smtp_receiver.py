@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """A local SMTP server standing in for the mail relay of roles/notify's e-mail channel (aiosmtpd).
 
 Listens on 127.0.0.1 only, with TLS from a certificate it makes itself at start (cert.pem/key.pem in --out), as a

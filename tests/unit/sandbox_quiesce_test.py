@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """pbs_quiesce end to end without a VM: proxmox-backup-manager is a small stand-in script (datastore list and
 update on a JSON file, task list from a JSON file, failing on demand), the active-operations directory and the
 tasks/active file are temporary files, /proc is the real one (entries of this process count as live). Proves the
