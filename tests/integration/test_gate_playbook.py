@@ -6,6 +6,7 @@ the recorded real JSON shapes (tests/unit/fixtures), or failing as it does when 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -291,6 +292,16 @@ def _fake_worker(state_dir: Path, started_at: int, bound: int, until_waited_on: 
     return proc, int(line[1])
 
 
+def _stop_worker(worker: subprocess.Popen, dpkg_pid: int) -> None:
+    """SIGKILL to the fake worker leaves its "dpkg" child behind: ended too, so no later test sees it as activity."""
+    worker.kill()
+    worker.wait()
+    try:
+        os.kill(dpkg_pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def test_our_own_detached_upgrade_is_waited_for_not_taken_for_foreign_activity(tmp_path, pbs):
     # A rerun after a lost connection: the earlier run's pbs_upgrade worker still runs, with a dpkg below it.
     state_dir = tmp_path / "upgrade-state"
@@ -298,8 +309,7 @@ def test_our_own_detached_upgrade_is_waited_for_not_taken_for_foreign_activity(t
     try:
         r = gate(tmp_path, dict(pbs["args"], upgrade_state_dir=str(state_dir), apt_wait_timeout=2)).result
     finally:
-        worker.kill()
-        worker.wait()
+        _stop_worker(worker, dpkg_pid)
     assert r["failed"] is False, r["msg"]
     check = r["checks"]["package_manager"]
     assert "an earlier run's upgrade" in check["detail"]
@@ -309,12 +319,11 @@ def test_our_own_detached_upgrade_is_waited_for_not_taken_for_foreign_activity(t
 
 def test_our_own_upgrade_past_its_bound_fails_saying_so(tmp_path, pbs):
     state_dir = tmp_path / "upgrade-state"
-    worker, _ = _fake_worker(state_dir, int(time.time()) - 10_000, 60)
+    worker, dpkg_pid = _fake_worker(state_dir, int(time.time()) - 10_000, 60)
     try:
         r = gate(tmp_path, dict(pbs["args"], upgrade_state_dir=str(state_dir))).result
     finally:
-        worker.kill()
-        worker.wait()
+        _stop_worker(worker, dpkg_pid)
     assert r["failed"] is True
     assert r["failed_check"] == "package_manager"
     assert "an earlier run's upgrade) is still running past its own bound of 60 s" in r["msg"]

@@ -168,7 +168,7 @@ def assert_change_record(mail: dict, r: dict, smtp, *, boot0, boot1, before, aft
 
     pkgs = view.sections["Packages changed"].table()
     assert pkgs.columns == ["Package", "Before", "After"]
-    assert sorted(pkgs.rows) == sorted([[n, before[n], after[n]] for n in NEW_VERSIONS])
+    assert sorted(pkgs.rows) == sorted([[n, before[n], after[n]] for n in new_versions(lab)])
     assert sorted(pkgs.rows) == sorted([[p["name"], p["from"] or "(new)", p["to"] or "(removed)"]
                                         for p in r["packages_changed"]])
 
@@ -188,7 +188,8 @@ def assert_change_record(mail: dict, r: dict, smtp, *, boot0, boot1, before, aft
     assert health.rows == {"Healthy": "yes",
                            "PBS version": "%s installed, %s running" % (after["proxmox-backup-server"],
                                                                         r["pbs_version"]["running"]),
-                           "Root free space": "%s GiB" % r["root_free_gb"]}
+                           "Root free space": "%s GiB" % r["root_free_gb"],
+                           "Proxy API port": "port 8007 answers (%s)" % r["proxy"]["answer"]}
     assert health.table("Services").columns == ["Unit", "Active", "State", "Enabled"]
     assert health.table("Services").rows == [[u, "active", "running", "enabled"] for u in units]
     assert health.table("Datastores").rows == [
@@ -204,7 +205,7 @@ def assert_change_record(mail: dict, r: dict, smtp, *, boot0, boot1, before, aft
 
     lease = r["lease"]
     setr = view.sections["Set and restored on the way"]
-    assert setr.rows.get("Maintenance lease") == lease["where"] and lease["where"].startswith("pve:")
+    assert setr.rows.get("Maintenance lease") == lease["where"] and lease["where"].startswith("node-local pve:")
     assert setr.rows.get("Lease holder") == lease["holder"]
     assert setr.rows.get("Lease at the end") == lease["state_at_end"] == "released"
     if r.get("quiesce"):
@@ -426,7 +427,7 @@ def test_vm_not_coming_back_fails_with_what_was_last_seen(lab, receiver, smtp, t
         assert "PBS did not come back" in view.sections["What failed"].rows["Message"]
         changed = view.sections["What changed so far"]
         assert changed.rows["Rebooted"] == "no" and changed.rows["Lease at the end"] == "kept, marked failed"
-        assert sorted(r[0] for r in changed.table("Packages changed").rows) == sorted(NEW_VERSIONS)
+        assert sorted(r[0] for r in changed.table("Packages changed").rows) == sorted(new_versions(lab))
         todo = " ".join(view.sections["What to do next"].items)
         assert "qm start 100" in todo and "playbooks/clear_lease.yml" in todo
         assert SECRET not in out and smtp.password not in out + mails[0]["raw"].decode()

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ansible_runner import REPO, VENV_BIN
+from ansible_runner import CHECKOUT_COLLECTIONS, REPO, VENV_BIN, collections_path
 
 
 def closed_port() -> int:
@@ -44,7 +44,12 @@ def test_unreachable_pve_node_at_reboot_fails_the_step_with_alert(tmp_path):
         playbook = tmp_path / "play.yml"
         playbook.write_text(json.dumps([{"name": "Patch", "hosts": "pbs", "gather_facts": False,
                                          "roles": [{"role": "cfolino.pbs.pbs_patch"}]}]))
+        # A PBS with nothing running (the final check before qm reboot reads its tasks and datastores).
+        pbm = tmp_path / "proxmox-backup-manager"
+        pbm.write_text("#!/bin/sh\necho '[]'\n")
+        pbm.chmod(0o755)
         extra = {
+            "pbs_patch_pbm_path": str(pbm),
             "pbs_patch_vmid": 100, "pbs_patch_vm_name": "pbs", "pbs_patch_pve_host": "pve_gone",
             "pbs_patch_notify_on_failure": True, "pbs_patch_notify_webhook_url": f"http://127.0.0.1:{port}/webhook",
             # What the preflight would have recorded (the run starts at the reboot step here).
@@ -54,9 +59,9 @@ def test_unreachable_pve_node_at_reboot_fails_the_step_with_alert(tmp_path):
             "maintenance_lease_token": "t0k3n",
         }
         env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_LOCALHOST_WARNING="false")
+                   ANSIBLE_COLLECTIONS_PATH=collections_path(CHECKOUT_COLLECTIONS), ANSIBLE_LOCALHOST_WARNING="false")
         proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook),
-                               "--skip-tags", "pbs_patch_preflight,pbs_patch_upgrade", "-e", json.dumps(extra)],
+                               "--skip-tags", "pbs_patch_preflight,pbs_patch_upgrade,pbs_patch_quiesce", "-e", json.dumps(extra)],
                               cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     finally:
         receiver.terminate()
@@ -66,7 +71,9 @@ def test_unreachable_pve_node_at_reboot_fails_the_step_with_alert(tmp_path):
     assert "UNREACHABLE" not in output.split("PLAY RECAP")[-1].split("pbs ")[0]
     assert "unreachable=0" in output.split("PLAY RECAP")[-1], output[-3000:]  # the host reached the rescue
     assert "PBS patch run FAILED in step 'reboot'" in output, output[-3000:]
-    assert "Proxmox VE node pve_gone is unreachable" in output, output[-3000:]
+    # The last look at the cluster before qm reboot asks the node first: nobody answers, so no reboot is issued.
+    assert "No Proxmox VE node could say where VM 100 is (pve_gone:" in output, output[-3000:]
+    assert "The packages are upgraded, but PBS was NOT rebooted" in " ".join(output.split()), output[-3000:]
     assert "could not be" in output and "marked failed" in output  # the lease host is the unreachable node
     alerts = [json.loads(line)["body"] for line in out.read_text().splitlines()]
     assert [a["status"] for a in alerts] == ["failed"], alerts
