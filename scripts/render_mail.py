@@ -61,7 +61,7 @@ def chromium() -> str:
 
 def run(argv: list[str], profile: Path) -> subprocess.CompletedProcess:
     return subprocess.run(argv[:1] + CHROMIUM_FLAGS + [f"--user-data-dir={profile}"] + argv[1:],
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=180, check=False)
 
 
 def main(argv=None) -> int:

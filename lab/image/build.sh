@@ -43,8 +43,9 @@ archive() { # NAME COMPONENT ORIGIN LABEL
 }
 archive debian main Debian Debian
 archive proxmox pbs-no-subscription Proxmox "Proxmox Backup Server Debian Repository"
-in_root sh -ec 'for d in fault-hang fault-failonce; do
-  cd /srv/lab-repo/$d; apt-ftparchive packages . > Packages; apt-ftparchive release . > Release; done'
+for d in fault-hang fault-failonce; do
+  in_root sh -ec "cd /srv/lab-repo/$d; apt-ftparchive packages . > Packages; apt-ftparchive release . > Release"
+done
 
 # --- guest files (lab helpers), host name, network, ssh ----------------------------------------------
 cp -a "$here/guest/." "$root/"
@@ -118,6 +119,8 @@ in_root apt-get clean
 # What this guest is, for lab/labctl (guest.json), the tests and Molecule: recorded, not assumed.
 mkdir -p "$tmp/facts"
 cp "$root/etc/os-release" "$root/etc/debian_version" "$tmp/facts/"
+# The ${...} are dpkg-query's format fields, not shell expansions.
+# shellcheck disable=SC2016
 in_root dpkg-query -W -f='${Package}\t${Version}\n' > "$tmp/facts/dpkg.tsv"
 in_root apt-get -s -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold dist-upgrade \
   > "$tmp/facts/apt-sim-dist-upgrade.txt"

@@ -29,6 +29,6 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/srv/lab-debian"
 mv "$tmp/var/cache/apt/archives/"*.deb "$tmp/srv/lab-debian/"
 rm -rf "$tmp/var/lib/apt/lists/"* 2>/dev/null || true
-ls "$tmp/srv/lab-debian" | grep -q '^unattended-upgrades_' || { echo "stage1: unattended-upgrades not downloaded" >&2; exit 1; }
+compgen -G "$tmp/srv/lab-debian/unattended-upgrades_*" >/dev/null || { echo "stage1: unattended-upgrades not downloaded" >&2; exit 1; }
 mv "$tmp" "$out"
 trap - EXIT

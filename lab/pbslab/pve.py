@@ -101,7 +101,7 @@ def parse_conf(text):
         if line.startswith("["):
             break  # snapshot sections
         if ":" in line and not line.startswith("#"):
-            k, _, v = line.partition(":")
+            k, sep, v = line.partition(":")
             conf[k.strip()] = v.strip()
     return conf
 

@@ -1,6 +1,5 @@
 """Starting, observing and stopping the lab VM (used by labctl and the qm stand-in)."""
 import base64
-import json
 import os
 import signal
 import subprocess
@@ -10,7 +9,7 @@ from pathlib import Path
 
 from . import common as C
 from . import pve
-from .qmp import QMP, QMPError, QGA, AgentError, agent_call
+from .qmp import QMP, QMPError, AgentError, agent_call
 
 SUPERVISOR = Path(__file__).resolve().parent / "supervisor.py"
 QEMU = os.environ.get("PBS_PATCH_LAB_QEMU") or "qemu-system-x86_64"

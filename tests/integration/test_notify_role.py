@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_runner import REPO, VENV_BIN
+from ansible_runner import CHECKOUT_COLLECTIONS, REPO, VENV_BIN, collections_path
 
 sys.path.insert(0, str(REPO / "tests" / "support"))
 from notify_receivers import SmtpServer, WebhookReceiver, read_mail  # noqa: E402
@@ -60,7 +60,7 @@ def run_notify(tmp: Path, variables: dict, *, check: bool = False, entry: str = 
     facts.unlink(missing_ok=True)
     play = [{"name": "Notify", "hosts": "localhost", "gather_facts": False, "tasks": [
         {"name": "Run the notify role", "ansible.builtin.include_role": {"name": "cfolino.pbs.notify",
-                                                                          "tasks_from": entry}},
+                                                                         "tasks_from": entry}},
         {"name": "Save what it returned", "ansible.builtin.copy": {
             "content": "{{ {'result': notify_result | default(none), 'warnings': notify_warnings | default(none),"
                        " 'mail': notify_mail | default(none)} | to_json }}", "dest": str(facts), "mode": "0600"},
@@ -70,10 +70,10 @@ def run_notify(tmp: Path, variables: dict, *, check: bool = False, entry: str = 
     cmd = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(tmp / "play.yml"),
            "-e", "@" + str(tmp / "vars.json")] + (["--check"] if check else []) + (["-v"] * verbosity)
     env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", ANSIBLE_NOCOLOR="1",
-               ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_COLLECTIONS_PATH=collections_path(CHECKOUT_COLLECTIONS), ANSIBLE_LOCALHOST_WARNING="false",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_PYTHON_INTERPRETER=str(VENV_BIN / "python"),
                ANSIBLE_DEPRECATION_WARNINGS="false")
-    p = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=300, check=False)
     return p.returncode, p.stdout + p.stderr, (json.loads(facts.read_text()) if facts.exists() else None)
 
 
@@ -240,7 +240,7 @@ def test_check_entry_point_refuses_incomplete_settings(tmp_path):
            "notify_email_username": "u", "notify_email_to": ["not-an-address"],
            "notify_ntfy_url": "https://ntfy.example.org", "notify_gotify_url": "https://gotify.example.org",
            "notify_email_headers": {"X-A": "a|b"}}
-    rc, out, _ = run_notify(tmp_path, bad, entry="check")
+    rc, out, facts = run_notify(tmp_path, bad, entry="check")
     assert rc != 0
     for text in ("pbs_patch_notify_email_from (the sender) is empty",
                  "must be e-mail addresses: not-an-address",
@@ -248,15 +248,15 @@ def test_check_entry_point_refuses_incomplete_settings(tmp_path):
                  "pbs_patch_notify_ntfy_topic is empty", "pbs_patch_notify_gotify_token is empty",
                  "pbs_patch_notify_email_headers"):
         assert text in " ".join(out.split()), (text, out[-4000:])
-    rc, out, _ = run_notify(tmp_path, {"notify_email_host": "smtp.example.org", "notify_email_from": "a@example.org",
-                                       "notify_email_to": ["b@example.org"], "notify_email_secure": "none",
-                                       "notify_email_username": "u", "notify_email_password": "p4ss-w0rd-x"},
-                            entry="check")
+    rc, out, facts = run_notify(tmp_path, {"notify_email_host": "smtp.example.org", "notify_email_from": "a@example.org",
+                                           "notify_email_to": ["b@example.org"], "notify_email_secure": "none",
+                                           "notify_email_username": "u", "notify_email_password": "p4ss-w0rd-x"},
+                                entry="check")
     assert rc != 0 and "would cross the network in clear" in " ".join(out.split()), out[-3000:]
     assert "p4ss-w0rd-x" not in out
     # recipients as one comma-separated string (a Semaphore survey answer) are a list
-    rc, out, _ = run_notify(tmp_path, {"notify_email_host": "smtp.example.org", "notify_email_from": "a@example.org",
-                                       "notify_email_to": "b@example.org, c@example.org"}, entry="check")
+    rc, out, facts = run_notify(tmp_path, {"notify_email_host": "smtp.example.org", "notify_email_from": "a@example.org",
+                                           "notify_email_to": "b@example.org, c@example.org"}, entry="check")
     assert rc == 0 and "Notification channels: e-mail to b@example.org, c@example.org" in out, out[-3000:]
 
 
@@ -266,12 +266,12 @@ def test_check_entry_point_refuses_incomplete_settings(tmp_path):
                                         ({"notify_sections": "text"}, "notify_sections")])
 def test_argument_specs_reject_bad_values_before_anything_is_sent(tmp_path, over, word):
     v = {"notify_title": "t", "notify_email_password": "never-shown-pw", **over}
-    rc, out, _ = run_notify(tmp_path, v)
+    rc, out, facts = run_notify(tmp_path, v)
     assert rc != 0 and "Validating arguments against arg spec" in out and word in out, out[-3000:]
     assert "Render the e-mail" not in out
     assert "never-shown-pw" not in out
 
 
 def test_title_is_required(tmp_path):
-    rc, out, _ = run_notify(tmp_path, {"notify_report": {}})
+    rc, out, facts = run_notify(tmp_path, {"notify_report": {}})
     assert rc != 0 and "notify_title" in out, out[-3000:]

@@ -168,7 +168,7 @@ def assert_change_record(mail: dict, r: dict, smtp, *, boot0, boot1, before, aft
 
     pkgs = view.sections["Packages changed"].table()
     assert pkgs.columns == ["Package", "Before", "After"]
-    assert sorted(pkgs.rows) == sorted([[n, before[n], after[n]] for n in new_versions(lab)])
+    assert sorted(pkgs.rows) == sorted([[n, before[n], after[n]] for n in after])
     assert sorted(pkgs.rows) == sorted([[p["name"], p["from"] or "(new)", p["to"] or "(removed)"]
                                         for p in r["packages_changed"]])
 
@@ -179,8 +179,8 @@ def assert_change_record(mail: dict, r: dict, smtp, *, boot0, boot1, before, aft
         "SSH up (UTC)": r["ssh_up_at"], "Downtime (qm reboot to login)": duration(r["timings"]["downtime_s"]),
         "Boot id before": boot0, "Boot id after": boot1, "Kernel before": r["kernel_before"], "Kernel after": kernel,
         "Reboot-required flag": "after the upgrade: yes; after the reboot: no",
-        "Guest agent": "uptime %.1f s; %s; kernel %s" % (ga["uptime_s"], ga["os_info"]["pretty-name"],
-                                                          ga["os_info"]["kernel-release"])}, reboot
+        "Guest agent": "uptime %.1f s; %s; kernel %s" % (
+            ga["uptime_s"], ga["os_info"]["pretty-name"], ga["os_info"]["kernel-release"])}, reboot
     assert r["started_at"] <= r["reboot_issued_at"] <= r["ssh_down_at"] <= r["ssh_up_at"] <= r["finished_at"]
     assert ga["os_info"]["kernel-release"] == kernel
 

@@ -78,13 +78,13 @@ def run_cases(tmp_path, cases: dict[str, dict]):
         {"name": "Call pve_cluster in check mode", **call, "loop": [i for i in items if i["check"]],
          "register": "__c", "check_mode": True},
         {"name": "Save", "ansible.builtin.copy": {"content": "{{ (__r.results + __c.results) | to_json }}",
-                                                   "dest": str(out), "mode": "0600"}, "check_mode": False}]}]
+                                                  "dest": str(out), "mode": "0600"}, "check_mode": False}]}]
     pb = tmp_path / "play.yml"
     pb.write_text(json.dumps(play))
     env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_PYTHON_INTERPRETER=str(VENV_BIN / "python"))
     p = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb)], cwd=REPO,
-                       env=env, capture_output=True, text=True, timeout=600)
+                       env=env, capture_output=True, text=True, timeout=600, check=False)
     assert out.exists(), p.stdout + p.stderr
     return {r["item"]["name"]: r for r in json.loads(out.read_text())}
 
@@ -95,8 +95,14 @@ def results(tmp_path_factory):
     now = int(time.time())
     run_pbs, run_local, run_nolog = upid("pve3", now - 60), upid("pve2", now - 30, id_="101"), upid("pve1", now - 5)
     job_line = "INFO: starting new backup job: vzdump --all 1 --storage %s --mode snapshot --node %s"
-    tasks = lambda *us: [{"upid": u, "node": u.split(":")[1], "pid": 4242, "starttime": int(u.split(":")[4], 16),
-                          "type": "vzdump", "id": u.split(":")[6], "user": "root@pam", "saved": "0"} for u in us]
+
+    def tasks(*us):
+        return [{"upid": u, "node": u.split(":")[1], "pid": 4242, "starttime": int(u.split(":")[4], 16),
+                 "type": "vzdump", "id": u.split(":")[6], "user": "root@pam", "saved": "0"} for u in us]
+
+    backup_jobs = [{"id": "backup-nostorage", "type": "vzdump", "schedule": "21:00", "enabled": 1, "all": 1},
+                   {"id": "backup-pve3-only", "type": "vzdump", "schedule": "22:00", "node": "pve3", "vmid": "101"},
+                   {"id": "backup-local", "type": "vzdump", "schedule": "23:00", "storage": "local"}]
     cases = {
         "single": {"state": make_state(tmp, "single", cluster=False), "node": "pve",
                    "args": {"nodes": [], "group": "", "asked_host": "pve"}},
@@ -127,11 +133,7 @@ def results(tmp_path_factory):
                                                       defaults={"pve2": {"storage": "pbs-lab"}})},
         "vzdump_unknown": {"state": make_state(tmp, "vz4", tasks=tasks(run_nolog))},
         "vzdump_verify": {"state": make_state(tmp, "vz5", tasks=tasks(run_nolog)), "args": {"phase": "verify"}},
-        "jobs": {"state": make_state(tmp, "jobs", backup=[
-                     {"id": "backup-nostorage", "type": "vzdump", "schedule": "21:00", "enabled": 1, "all": 1},
-                     {"id": "backup-pve3-only", "type": "vzdump", "schedule": "22:00", "node": "pve3", "vmid": "101"},
-                     {"id": "backup-local", "type": "vzdump", "schedule": "23:00", "storage": "local"}],
-                     defaults={"pve2": {"storage": "pbs-lab"}}),
+        "jobs": {"state": make_state(tmp, "jobs", backup=backup_jobs, defaults={"pve2": {"storage": "pbs-lab"}}),
                  "args": {"backup_jobs": True}},
         "jobs_unreadable": {"state": make_state(tmp, "jobsfail", fail="cluster-backup.json"), "args": {"backup_jobs": True}},
         "pvesh_missing": {"state": make_state(tmp, "nopvesh"), "args": {"pvesh": "/nonexistent/pvesh"}},

@@ -82,7 +82,7 @@ DEB822 = "Types: deb\nURIs: file:/srv/lab-repo/{repo}\nSuites: {suite}\nComponen
 APT_SOURCES = {
     "deb822": {"/etc/apt/sources.list.d/debian.sources": DEB822.format(repo="debian", suite="{suite}", comp="main"),
                "/etc/apt/sources.list.d/proxmox.sources": DEB822.format(repo="proxmox", suite="{suite}",
-                                                                         comp="pbs-no-subscription")},
+                                                                        comp="pbs-no-subscription")},
     "one-line": {"/etc/apt/sources.list": "deb [trusted=yes] file:/srv/lab-repo/debian {suite} main\n",
                  "/etc/apt/sources.list.d/pbs-no-subscription.list":
                      "deb [trusted=yes] file:/srv/lab-repo/proxmox {suite} pbs-no-subscription\n"},

@@ -102,7 +102,7 @@ def test_a_running_vzdump_task_and_its_log(cluster):
     assert len(tasks) == 1 and tasks[0]["type"] == "vzdump" and "endtime" not in tasks[0]
     log = pvesh("pve1", f"/nodes/pve3/tasks/{tasks[0]['upid']}/log")
     assert log[0] == {"n": 1, "t": "INFO: starting new backup job: vzdump --all 1 --storage pbs-lab --mode snapshot "
-                                    "--node pve3"}
+                                   "--node pve3"}
     missing = pvesh("pve1", "/nodes/pve3/tasks/UPID:pve3:00000001:00000001:00000001:vzdump::root@pam:/log")
     assert missing == [{"n": 1, "t": "unable to open file - No such file or directory"}]
     assert pvesh("pve2", "/nodes/pve2/vzdump/defaults")["storage"] == "local"

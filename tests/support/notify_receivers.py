@@ -187,8 +187,8 @@ class _Reader(HTMLParser):
             elif kind in ("td", "th") and self.row is not None:
                 self.row.append((kind, text))
         elif tag == "tr" and self.row is not None and self.table is not None:
-            kinds = [k for k, _ in self.row]
-            cells = [t for _, t in self.row]
+            kinds = [cell[0] for cell in self.row]
+            cells = [cell[1] for cell in self.row]
             if kinds == ["th", "td"] and not self.table.columns:
                 self.sec.rows[cells[0]] = cells[1]
             elif kinds and all(k == "th" for k in kinds):

@@ -88,9 +88,8 @@ def authenticator(out: Path, user: str, password: str):
         ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user
               and auth_data.password.decode() == password)
         if not ok:
-            append(out / "auth-failures.jsonl", {"user": auth_data.login.decode()
-                                                  if isinstance(auth_data, LoginPassword) else None,
-                                                  "time": time.time()})
+            login = auth_data.login.decode() if isinstance(auth_data, LoginPassword) else None
+            append(out / "auth-failures.jsonl", {"user": login, "time": time.time()})
         # handled=False: aiosmtpd answers 535 5.7.8 for a refused login, as real servers do.
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
     return check

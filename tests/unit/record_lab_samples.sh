@@ -9,6 +9,8 @@ fx="$top/tests/unit/fixtures"
 suite=$("$labctl" guest | python3 -c 'import json,sys; print(json.load(sys.stdin)["suite"])')
 g() { "$labctl" ssh -- "$@"; }
 conf='-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Use-Pty=0'
+# The ${...} are dpkg-query's format fields, not shell expansions.
+# shellcheck disable=SC2016
 dpkg_fmt='${Package}\t${Architecture}\t${Version}\t${db:Status-Abbrev}\n'
 trap '"$labctl" reset >/dev/null 2>&1 || true' EXIT
 "$labctl" reset >/dev/null
@@ -26,6 +28,8 @@ g "dpkg-query -W -f='$dpkg_fmt'" > "$fx/dpkg_state_lab_${suite}_after.tsv"
 g "dpkg --audit; echo \"(exit \$?)\"" > "$fx/dpkg_audit_lab_$suite.txt" || true
 "$labctl" fault dpkg-interrupted off
 "$labctl" fault dpkg-lock on >/dev/null
+# Single-quoted: the $(...) run in the guest's shell (over ssh), not here.
+# shellcheck disable=SC2016
 g 'echo "# holder pid $(cat /run/pbs-lab-hold-lock.pid), inodes: lock-frontend $(stat -c %i /var/lib/dpkg/lock-frontend)' \
     'lock $(stat -c %i /var/lib/dpkg/lock), device $(stat -c %D /var/lib/dpkg/lock)"; cat /proc/locks' \
   > "$fx/proc_locks_lab_$suite.txt"
@@ -37,6 +41,8 @@ g "systemctl show -p $props -- proxmox-backup proxmox-backup-proxy" > "$fx/syste
 "$labctl" fault proxy-fails on
 # the proxy in its restart loop (Restart=on-failure), caught while it starts again
 g "systemctl show -p $props -- proxmox-backup proxmox-backup-proxy" > "$fx/systemctl_show_pbs_proxy_failed_lab_$suite.txt"
+# Single-quoted: $u is the guest shell's loop variable (over ssh), not this script's.
+# shellcheck disable=SC2016
 g 'for u in failed idle; do printf "[Unit]\nDescription=lab %s\n[Service]\nExecStart=/bin/false\n[Install]\nWantedBy=multi-user.target\n" $u > /etc/systemd/system/pbsrec-$u.service; done
    systemctl mask -q pbsrec-masked.service; systemctl daemon-reload
    systemctl enable -q pbsrec-failed; systemctl start pbsrec-failed || true'

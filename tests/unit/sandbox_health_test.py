@@ -148,7 +148,7 @@ esac''')
         def serve():
             while True:
                 try:
-                    c, _ = tls.accept()
+                    c, addr = tls.accept()
                 except OSError:
                     return
                 c.recv(4096)

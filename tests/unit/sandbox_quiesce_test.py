@@ -87,7 +87,7 @@ def main():
             p = subprocess.Popen([MODULE, path], stdout=subprocess.PIPE, text=True)
             if not wait:
                 return p
-            out, _ = p.communicate(timeout=120)
+            out, err = p.communicate(timeout=120)
             return json.loads(out)
 
         running = {"upid": RUNNING % (os.getpid(), 1), "node": "pbs", "pid": os.getpid(), "pstart": 1,
@@ -122,11 +122,15 @@ def main():
         check(r["failed"] is False and r["changed"] is False, "second restore changes nothing", r)
         # someone changed our mode meanwhile: left as they set it, reported, failed
         changed = [dict(quiesced["datastores"][0])]
-        s = stores(); s[0]["maintenance-mode"] = "offline,message=admin took over"; stores(s)
+        s = stores()
+        s[0]["maintenance-mode"] = "offline,message=admin took over"
+        stores(s)
         r = run(state="restored", datastores=changed)
         check(r["failed"] is True and "changed by someone else" in r["msg"] and "NOT restored" in r["msg"], "changed mode", r)
         check(stores()[0]["maintenance-mode"] == "offline,message=admin took over", "their mode stays", r)
-        s = stores(); s[0].pop("maintenance-mode"); stores(s)
+        s = stores()
+        s[0].pop("maintenance-mode")
+        stores(s)
 
         # a running task and a live write operation: waited for, named, then timeout restores the mode
         tasks([running])
@@ -145,7 +149,7 @@ def main():
         time.sleep(2)
         tasks([])
         os.remove(os.path.join(ops, "store1"))
-        out, _ = p.communicate(timeout=120)
+        out, err = p.communicate(timeout=120)
         r = json.loads(out)
         check(r["failed"] is False and r["waited_for"] and "PBS quiet after" in r["msg"], "drained after waiting", r)
         check(stores()[0]["maintenance-mode"] == "read-only,message=pbs_patch run V", "mode stays until restore", r)
@@ -186,7 +190,7 @@ def main():
         while "maintenance-mode" not in stores()[0] and time.monotonic() < deadline:
             time.sleep(0.2)
         p.send_signal(signal.SIGHUP)
-        out, _ = p.communicate(timeout=60)
+        out, err = p.communicate(timeout=60)
         r = json.loads(out)
         check(r["failed"] is True and "interrupted by signal 1" in r["msg"], "SIGHUP ends the wait", r)
         check("maintenance-mode" not in stores()[0], "SIGHUP restored the mode", r)

@@ -90,7 +90,7 @@ DPkg::Post-Invoke "";
 
     def run(self, check_mode=False, **params):
         p = subprocess.run([MODULE, self.args_file(check_mode, **params)], capture_output=True, text=True,
-                           env=self.env, timeout=300)
+                           env=self.env, timeout=300, check=False)
         return json.loads(p.stdout)
 
     def args_file(self, check_mode=False, **params):
@@ -255,7 +255,7 @@ def main():
             check(st["mode"] == "daemon" and not st["consumed"], "finished by the daemon worker, result not received",
                   st)
             check("lab-wait\tall\t1.1\tii " in sb.state(), "dpkg completed lab-wait 1.1 after the module died")
-            audit = subprocess.run(["dpkg", f"--admindir={sb.admin}", "--audit"], capture_output=True, text=True)
+            audit = subprocess.run(["dpkg", f"--admindir={sb.admin}", "--audit"], capture_output=True, text=True, check=False)
             check(audit.stdout.strip() == "", "dpkg --audit is empty", audit.stdout)
             r = sb.run(update_cache=False)
             check(r["failed"] is False and r["previous_run"] and r["previous_run"]["run_id"] == st["run_id"],
@@ -289,7 +289,7 @@ def main():
             with open(os.path.join(sb.state_dir, "state.json"), "w") as f:
                 json.dump(fake, f)
         lock.close()
-        out, _ = fg.communicate(timeout=120)
+        out, err = fg.communicate(timeout=120)
         r = json.loads(out)
         check(r["failed"] is False and r["attached"] is True and packages(r) == [("lab-x", "1", "2")],
               "attached to the running worker and returned its result", r)

@@ -364,7 +364,7 @@ def write_datastore_property(name, key, value):
         if line and not line[0].isspace():
             if inside and value is not None and not any(l.strip().split(" ", 1)[0] == key for l in section):
                 out.append("\t%s %s" % (key, value))
-            kind, _, ident = line.partition(":")
+            kind, sep, ident = line.partition(":")
             inside = kind.strip() == "datastore" and ident.strip() == name
             found = found or inside
             section = []
