@@ -26,6 +26,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
@@ -34,6 +35,13 @@
 extern char** environ;
 
 namespace {
+
+// Whether stdout still leads somewhere: a pipe or socket whose reader went away polls as POLLERR/POLLHUP.
+bool stdout_has_reader() {
+    pollfd p{STDOUT_FILENO, POLLOUT, 0};
+    if (::poll(&p, 1, 0) < 0) return true;
+    return (p.revents & (POLLERR | POLLHUP | POLLNVAL)) == 0;
+}
 
 using nlohmann::json;
 using namespace pbs_patch;
@@ -572,11 +580,16 @@ private:
     }
 
     json finish(UpgradeRun done, bool attached, const json& earlier) {
-        done.consumed = true;
-        try {
-            dir_.write(done);
-        } catch (const UpgradeRunError& e) {
-            m_.warn(fmt::format("could not mark the upgrade result as received: {}", e.what()));
+        // The result reaches Ansible only through stdout. When nobody reads it any more (the SSH session was cut
+        // while this module waited for the worker, without a SIGHUP since there is no terminal), it stays
+        // unreceived, so that the next run reports it instead of it being lost.
+        if (stdout_has_reader()) {
+            done.consumed = true;
+            try {
+                dir_.write(done);
+            } catch (const UpgradeRunError& e) {
+                m_.warn(fmt::format("could not mark the upgrade result as received: {}", e.what()));
+            }
         }
         json r = done.result;
         const bool failed = r.value("failed", false);

@@ -269,6 +269,29 @@ def main():
             fg.kill()
             fg.wait()
 
+        # The connection drops without a SIGHUP (no terminal): the module lives on, waits for the worker, and then
+        # finds nobody reading its stdout. The result must stay unreceived, for the next run to report.
+        started2, go2 = os.path.join(work, "postinst-started-2"), os.path.join(work, "go-2")
+        sb.publish(deb(work, "lab-wait", "1.2",
+                       postinst=f"touch {started2}; i=0; while [ ! -e {go2} ] && [ $i -lt 1200 ]; do sleep 0.1; "
+                                f"i=$((i+1)); done"))
+        subprocess.run(["apt-get", "update"], env=sb.env, check=True, capture_output=True)
+        fg = subprocess.Popen([MODULE, sb.args_file(update_cache=False)], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=sb.env)
+        if wait_until("the postinst of lab-wait 1.2 runs", lambda: os.path.exists(started2)):
+            fg.stdout.close()  # the reader of the module's output is gone
+            open(go2, "w").close()
+            fg.wait(timeout=300)
+            st = sb.upgrade_state()
+            check(st is not None and st["status"] == "finished" and not st["consumed"],
+                  "a result written to nobody is not marked received", st)
+            r = sb.run(update_cache=False)
+            check(r["failed"] is False and r["previous_run"] and r["previous_run"]["run_id"] == st["run_id"]
+                  and ("lab-wait", "1.1", "1.2") in packages(r), "the next run reports it", r)
+        else:
+            fg.kill()
+            fg.wait()
+
         # A worker is alive (its run.lock held): the module waits for it, never starts a second apt beside it.
         os.makedirs(sb.state_dir, exist_ok=True)
         lock = open(os.path.join(sb.state_dir, "run.lock"), "w")
