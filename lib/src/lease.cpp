@@ -5,6 +5,7 @@
 #include "pbs_patch/json_number.hpp"
 
 #include "pbs_patch/text.hpp"
+#include "pbs_patch/unique_fd.hpp"
 #include "pbs_patch/window.hpp"
 
 #include <fmt/format.h>
@@ -183,19 +184,7 @@ std::string new_lease_token() {
 
 namespace {
 
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
+using Fd = UniqueFd;
 
 std::string parent_of(const std::string& path) {
     const auto slash = path.rfind('/');

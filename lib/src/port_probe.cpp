@@ -1,6 +1,7 @@
 // The TLS port probe: a hand-built ClientHello (RFC 5246 7.4.1.2, RFC 8446 4.1.2 for the record layout) and a
 // classification of the first bytes of the reply.
 #include "pbs_patch/port_probe.hpp"
+#include "pbs_patch/unique_fd.hpp"
 
 #include <fmt/format.h>
 
@@ -53,19 +54,7 @@ bool is_address(const std::string& host) {
     return ::inet_pton(AF_INET, host.c_str(), &a4) == 1 || ::inet_pton(AF_INET6, host.c_str(), &a6) == 1;
 }
 
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
+using Fd = UniqueFd;
 
 int remaining_ms(Clock::time_point deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();

@@ -149,6 +149,23 @@ def packages(result):
     return sorted((p["name"], p["from"], p["to"]) for p in result["packages"])
 
 
+def start_held_upgrade(sb, work, version):
+    """Starts the module on an upgrade to lab-wait VERSION whose postinst waits for a file: returns the module's
+    process once dpkg is inside that postinst, and the file that lets it go on (None, None on a timeout)."""
+    started, go = os.path.join(work, f"postinst-started-{version}"), os.path.join(work, f"go-{version}")
+    sb.publish(deb(work, "lab-wait", version,
+                   postinst=f"touch {started}; i=0; while [ ! -e {go} ] && [ $i -lt 1200 ]; do sleep 0.1; "
+                            f"i=$((i+1)); done"))
+    subprocess.run(["apt-get", "update"], env=sb.env, check=True, capture_output=True)
+    fg = subprocess.Popen([MODULE, sb.args_file(update_cache=False)], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, env=sb.env)
+    if wait_until(f"the postinst of lab-wait {version} runs", lambda: os.path.exists(started)):
+        return fg, go
+    fg.kill()
+    fg.wait()
+    return None, None
+
+
 def main():
     if os.geteuid() != 0 or not shutil.which("dpkg-scanpackages"):
         print("skipped: needs root and dpkg-dev (dpkg-scanpackages)")
@@ -235,15 +252,9 @@ def main():
 
         # The connection drops mid-dpkg (the module gets SIGHUP, then is killed): the detached worker goes on,
         # dpkg completes, and the next run reports the upgrade nobody received.
-        started, go = os.path.join(work, "postinst-started"), os.path.join(work, "go")
         sb.dpkg("-i", deb(work, "lab-wait", "1.0"))
-        sb.publish(deb(work, "lab-wait", "1.1",
-                       postinst=f"touch {started}; i=0; while [ ! -e {go} ] && [ $i -lt 1200 ]; do sleep 0.1; "
-                                f"i=$((i+1)); done"))
-        subprocess.run(["apt-get", "update"], env=sb.env, check=True, capture_output=True)
-        fg = subprocess.Popen([MODULE, sb.args_file(update_cache=False)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=sb.env)
-        if wait_until("the postinst of lab-wait 1.1 runs", lambda: os.path.exists(started)):
+        fg, go = start_held_upgrade(sb, work, "1.1")
+        if fg is not None:
             fg.send_signal(signal.SIGHUP)
             fg.wait(timeout=30)
             check(fg.returncode == -signal.SIGHUP, f"the module died of SIGHUP (rc {fg.returncode})")
@@ -265,22 +276,13 @@ def main():
             check(any("never received" in w for w in r.get("warnings", [])), "and it says so", r)
             r = sb.run(update_cache=False)
             check(r["previous_run"] is None and r["packages"] == [], "reported once only", r)
-        else:
-            fg.kill()
-            fg.wait()
 
         # The connection drops without a SIGHUP (no terminal): the module lives on, waits for the worker, and then
         # finds nobody reading its stdout. The result must stay unreceived, for the next run to report.
-        started2, go2 = os.path.join(work, "postinst-started-2"), os.path.join(work, "go-2")
-        sb.publish(deb(work, "lab-wait", "1.2",
-                       postinst=f"touch {started2}; i=0; while [ ! -e {go2} ] && [ $i -lt 1200 ]; do sleep 0.1; "
-                                f"i=$((i+1)); done"))
-        subprocess.run(["apt-get", "update"], env=sb.env, check=True, capture_output=True)
-        fg = subprocess.Popen([MODULE, sb.args_file(update_cache=False)], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, env=sb.env)
-        if wait_until("the postinst of lab-wait 1.2 runs", lambda: os.path.exists(started2)):
+        fg, go = start_held_upgrade(sb, work, "1.2")
+        if fg is not None:
             fg.stdout.close()  # the reader of the module's output is gone
-            open(go2, "w").close()
+            open(go, "w").close()
             fg.wait(timeout=300)
             st = sb.upgrade_state()
             check(st is not None and st["status"] == "finished" and not st["consumed"],
@@ -288,9 +290,6 @@ def main():
             r = sb.run(update_cache=False)
             check(r["failed"] is False and r["previous_run"] and r["previous_run"]["run_id"] == st["run_id"]
                   and ("lab-wait", "1.1", "1.2") in packages(r), "the next run reports it", r)
-        else:
-            fg.kill()
-            fg.wait()
 
         # A worker is alive (its run.lock held): the module waits for it, never starts a second apt beside it.
         os.makedirs(sb.state_dir, exist_ok=True)
