@@ -25,7 +25,8 @@ NO_HANG = {"ansible.builtin.set_fact", "ansible.builtin.debug", "ansible.builtin
            "ansible.builtin.include_tasks", "ansible.builtin.import_tasks", "ansible.builtin.include_role",
            "ansible.builtin.import_role", "ansible.builtin.meta"}
 # Steps at and after the upgrade: changes have begun. (Quiesce and later files are covered once they exist.)
-AFTER_CHANGES = {"upgrade.yml", "quiesce.yml", "reboot.yml", "verify.yml", "pve_cluster.yml"}
+AFTER_CHANGES = {"upgrade.yml", "quiesce.yml", "quiesce_final.yml", "quiesce_restore.yml", "reboot.yml",
+                 "reboot_watch.yml", "verify.yml", "pve_cluster.yml"}
 # Handles a lost connection itself (retries, then fails with a message): never UNREACHABLE.
 SELF_RECONNECTING = {"ansible.builtin.wait_for_connection"}
 
