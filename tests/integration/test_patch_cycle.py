@@ -348,7 +348,7 @@ def test_patch_cycle_then_second_run(lab, receiver, smtp, tmp_path):
     assert wrong not in out and smtp.password not in out and wrong not in report2.read_text()
     r2 = json.loads(report2.read_text())
     assert r2["status"] == "patched" and r2["packages_changed"] == []
-    assert re.search(r"Upgrade \| Run the bounded dist-upgrade\] \*+\nok: \[pbs\]", out), "pbs_upgrade reported a change"
+    assert re.search(r"Upgrade \| Run the bounded dist-upgrade[^\]]*\] \*+\nok: \[pbs\]", out), "pbs_upgrade reported a change"
     boot2 = lab.boot_id()
     assert boot2 != boot1 and r2["boot_id_after"] == boot2
     assert versions(lab) == expected
