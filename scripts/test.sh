@@ -38,9 +38,22 @@ else
   tail -20 "$results/cmake-asan.log"; missing+=("build-asan")
 fi
 
+# CI's profile (.ci/run: PBS_PATCH_TEST_PROFILE=ci), to fit CI's 60 minutes on 2 cores: every test that needs no
+# VM, and of the lab tests those marked `ci` (the patch cycle, check mode, the installed role by FQCN, the real
+# Semaphore, the Molecule subset CI_SCENARIOS) on the default guest only; the version stages without ansible-lint
+# (it runs once, on the pinned ansible-core). Without it (the default, "full"): everything.
+profile_args=()
+if [ "${PBS_PATCH_TEST_PROFILE:-full}" = ci ]; then
+  export PBS_PATCH_LAB_GUESTS="${PBS_PATCH_LAB_GUESTS:-debian13}" PBS_PATCH_MOLECULE_SCENARIOS="${PBS_PATCH_MOLECULE_SCENARIOS:-ci}"
+  profile_args=(-m "not lab or ci")
+  echo "(test profile ci: lab tests marked ci on ${PBS_PATCH_LAB_GUESTS}, Molecule ${PBS_PATCH_MOLECULE_SCENARIOS}; README, Tests)"
+elif [ "${PBS_PATCH_TEST_PROFILE:-full}" != full ]; then
+  echo "PBS_PATCH_TEST_PROFILE must be full or ci, not '${PBS_PATCH_TEST_PROFILE}'"; echo "0 passed, 1 failed"; exit 2
+fi
+
 # 3. Integration (real ansible-playbook), lint, the lab VM and the playbook on it.
 stage "pytest: integration, lint, lab"
-pytest -p no:cacheprovider --junitxml="$results/pytest.xml" "$@"
+pytest -p no:cacheprovider --junitxml="$results/pytest.xml" "${profile_args[@]}" "$@"
 rc=$?
 if [ "$rc" -ne 0 ] && [ ! -s "$results/pytest.xml" ]; then missing+=("pytest"); fi
 
@@ -51,6 +64,9 @@ if [ "$rc" -ne 0 ] && [ ! -s "$results/pytest.xml" ]; then missing+=("pytest"); 
 # the VM that session owns: a stage here would boot it again.
 version_tests=(tests/integration/test_toolchain.py tests/integration/test_lint.py tests/integration/test_module_docs.py
                tests/integration/test_gate_playbook.py)
+if [ "${PBS_PATCH_TEST_PROFILE:-full}" = ci ]; then
+  version_tests=(tests/integration/test_toolchain.py tests/integration/test_module_docs.py tests/integration/test_gate_playbook.py)
+fi
 deps=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 [ -d "$deps/ansible_collections" ] || deps=""
 version_stages=(tests/requirements/ansible-core-*.txt)

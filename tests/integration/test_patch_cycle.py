@@ -266,6 +266,7 @@ def test_installed_collection_resolves_role_and_modules(tmp_path):
 
 # --- on the lab VM --------------------------------------------------------------------------------------
 @pytest.mark.lab
+@pytest.mark.ci
 @EVERY_GUEST
 def test_patch_cycle_then_second_run(lab, receiver, smtp, tmp_path):
     lab.reset()
@@ -355,6 +356,7 @@ def test_patch_cycle_then_second_run(lab, receiver, smtp, tmp_path):
 
 
 @pytest.mark.lab
+@pytest.mark.ci
 @EVERY_GUEST
 def test_check_mode_changes_nothing_and_lists_upgrades(lab, receiver, smtp, tmp_path):
     lab.reset()

@@ -285,6 +285,7 @@ def assert_clean(output, project):
 
 
 @pytest.mark.lab
+@pytest.mark.ci
 def test_semaphore_runs_the_restored_templates_against_the_lab(semaphore, project, receiver, lab):
     times = {}
     lab.reset()
