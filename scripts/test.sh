@@ -39,8 +39,7 @@ else
 fi
 
 # CI's profile (.ci/run: PBS_PATCH_TEST_PROFILE=ci), to fit CI's 60 minutes on 2 cores: every test that needs no
-# VM, and of the lab tests those marked `ci` (the patch cycle, check mode, the installed role by FQCN, the real
-# Semaphore, the Molecule subset CI_SCENARIOS) on the default guest only; the version stages without ansible-lint
+# VM, and of the lab tests those marked `ci` (the patch cycle, check mode, the real Semaphore, the Molecule subset CI_SCENARIOS) on the default guest only; the version stages without ansible-lint
 # (it runs once, on the pinned ansible-core). Without it (the default, "full"): everything.
 profile_args=()
 if [ "${PBS_PATCH_TEST_PROFILE:-full}" = ci ]; then
@@ -87,7 +86,7 @@ for pins in "${version_stages[@]}"; do
     stage "$release: the venv could not be made"; tail -20 "$results/$release-venv.log"; missing+=("$release"); continue
   fi
   ran=$(python3 scripts/toolchain.py describe "$venv")
-  stage "pytest with $ran (the collection's own tests: lint, module docs, gate playbook)"
+  stage "pytest with $ran (the collection's own tests: ${version_tests[*]##*/})"
   PBS_PATCH_ANSIBLE_BIN="$venv/bin" PBS_PATCH_ANSIBLE_EXPECT="${release#ansible-core-}" \
     ANSIBLE_COLLECTIONS_PATH="$top/build/collections${deps:+:$deps}" \
     pytest -p no:cacheprovider --junitxml="$results/pytest-$release.xml" \

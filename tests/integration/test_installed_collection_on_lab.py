@@ -76,7 +76,6 @@ def test_installed_playbook_by_fqcn_runs_on_the_lab(lab, tarball, tmp_path, rele
 
 
 @pytest.mark.lab
-@pytest.mark.ci
 def test_own_playbook_with_the_role_fqcn_runs_on_the_lab(lab, tarball, tmp_path):
     installed = install(tarball, tmp_path, VENV_BIN)
     playbook = installed["dir"] / "site.yml"
