@@ -39,8 +39,9 @@ else
 fi
 
 # CI's profile (.ci/run: PBS_PATCH_TEST_PROFILE=ci), to fit CI's 60 minutes on 2 cores: every test that needs no
-# VM, and of the lab tests those marked `ci` (the patch cycle, check mode, the real Semaphore, the Molecule subset CI_SCENARIOS) on the default guest only; the version stages without ansible-lint
-# (it runs once, on the pinned ansible-core). Without it (the default, "full"): everything.
+# VM, and of the lab tests those marked `ci` (the patch cycle, check mode, the real Semaphore, the Molecule subset
+# CI_SCENARIOS) on the default guest only; the version stages without ansible-lint (it runs once, on the pinned
+# ansible-core). Without it (the default, "full"): everything.
 profile_args=()
 if [ "${PBS_PATCH_TEST_PROFILE:-full}" = ci ]; then
   export PBS_PATCH_LAB_GUESTS="${PBS_PATCH_LAB_GUESTS:-debian13}" PBS_PATCH_MOLECULE_SCENARIOS="${PBS_PATCH_MOLECULE_SCENARIOS:-ci}"
