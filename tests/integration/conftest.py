@@ -9,6 +9,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from ansible_runner import MODULES, VENV_BIN  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from notify_receivers import SmtpServer  # noqa: E402  pylint: disable=wrong-import-position
+
+
+@pytest.fixture
+def smtp(tmp_path):
+    """A real SMTP server on loopback (aiosmtpd): STARTTLS required (its own certificate), AUTH required."""
+    server = SmtpServer(tmp_path)
+    yield server
+    server.stop()
+
 
 @pytest.fixture(scope="session", autouse=True)
 def built_modules():

@@ -84,13 +84,6 @@ def hooks(tmp_path):
     r.stop()
 
 
-@pytest.fixture
-def smtp(tmp_path):
-    s = SmtpServer(tmp_path)
-    yield s
-    s.stop()
-
-
 def settings(smtp: SmtpServer, hooks: WebhookReceiver | None, tmp: Path, **over) -> dict:
     v = {"notify_title": "pbs: patched <ok> & verified", "notify_status": "ok",
          "notify_headline": "PBS pbs patched", "notify_summary": "Summary & more", "notify_footer": "run 42",

@@ -35,7 +35,7 @@ from labhelpers import C  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
 sys.path.insert(0, str(REPO / "tests" / "support"))
-from notify_receivers import SmtpServer, read_mail  # noqa: E402
+from notify_receivers import read_mail  # noqa: E402
 
 RECEIVER = REPO / "tests" / "support" / "webhook_receiver.py"
 PLAYBOOK = REPO / "playbooks" / "patch_pbs.yml"
@@ -87,14 +87,6 @@ def receiver(tmp_path):
     r = Receiver(tmp_path)
     yield r
     r.stop()
-
-
-@pytest.fixture
-def smtp(tmp_path):
-    """A real SMTP server on loopback: STARTTLS required (its own certificate), AUTH required."""
-    s = SmtpServer(tmp_path)
-    yield s
-    s.stop()
 
 
 MAIL_FROM, MAIL_TO, MAIL_CC, MAIL_BCC = ("PBS patching <pbs-patch@example.org>", "backup-admins@example.org",
