@@ -31,20 +31,6 @@ std::vector<std::string> split_colon(std::string_view text) {
     }
 }
 
-std::optional<std::int64_t> hex_field(const std::string& text, std::size_t min_digits, std::size_t max_digits) {
-    if (text.size() < min_digits || text.size() > max_digits) return std::nullopt;
-    std::int64_t value = 0;
-    for (char c : text) {
-        int d = 0;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return std::nullopt;
-        value = value * 16 + d;
-    }
-    return value;
-}
-
 bool no_space_colon_slash(const std::string& s, bool allow_empty) {
     if (s.empty()) return allow_empty;
     for (char c : s) {
@@ -62,13 +48,14 @@ std::optional<PveUpid> parse_pve_upid(std::string_view text) {
     PveUpid u;
     u.node = parts[1];
     if (!valid_pve_node_name(u.node)) return std::nullopt;
-    const auto pid = hex_field(parts[2], 8, 8);
-    const auto pstart = hex_field(parts[3], 8, 9);
-    const auto starttime = hex_field(parts[4], 8, 8);
+    // At most 9 hex digits each: the values fit an int64 exactly.
+    const auto pid = parse_hex(parts[2], 8, 8);
+    const auto pstart = parse_hex(parts[3], 8, 9);
+    const auto starttime = parse_hex(parts[4], 8, 8);
     if (!pid || !pstart || !starttime) return std::nullopt;
-    u.pid = *pid;
-    u.pstart = *pstart;
-    u.starttime = *starttime;
+    u.pid = static_cast<std::int64_t>(*pid);
+    u.pstart = static_cast<std::int64_t>(*pstart);
+    u.starttime = static_cast<std::int64_t>(*starttime);
     u.type = parts[5];
     u.id = parts[6];
     u.user = parts[7];

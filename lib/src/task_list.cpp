@@ -15,20 +15,6 @@ using nlohmann::json;
 
 namespace {
 
-std::optional<std::uint64_t> parse_hex(std::string_view text, std::size_t min_digits, std::size_t max_digits) {
-    if (text.size() < min_digits || text.size() > max_digits) return std::nullopt;
-    std::uint64_t value = 0;
-    for (char c : text) {
-        int d = 0;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else return std::nullopt;
-        value = value * 16 + static_cast<std::uint64_t>(d);
-    }
-    return value;
-}
-
 TaskItem task_from_upid(const std::string& text, const Upid& upid) {
     TaskItem task;
     task.upid = text;

@@ -65,6 +65,20 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
     return out;
 }
 
+std::optional<std::uint64_t> parse_hex(std::string_view text, std::size_t min_digits, std::size_t max_digits) {
+    if (text.size() < min_digits || text.size() > max_digits || max_digits > 16) return std::nullopt;
+    std::uint64_t value = 0;
+    for (char c : text) {
+        int d = 0;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else return std::nullopt;
+        value = value * 16 + static_cast<std::uint64_t>(d);
+    }
+    return value;
+}
+
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw std::runtime_error(path + ": " + std::strerror(errno));

@@ -238,43 +238,60 @@ TEST_CASE("file store: unreadable content refuses, a forced release clears it") 
     CHECK_FALSE(fs::exists(path));
 }
 
+namespace {
+
+struct RaceOutcome {
+    int won = 0;
+    int refused = 0;
+    int other = 0;
+};
+
+// n forked processes ask for the lease at once; each exits 0 (acquired), 1 (refused), 2 (anything else) or
+// 4 (an exception); counted once all have ended.
+RaceOutcome race_for_lease(const std::string& path, const LeaseFileOptions& options, int n) {
+    std::vector<pid_t> children;
+    for (int i = 0; i < n; ++i) {
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            int code = 3;
+            try {
+                auto r = req("acquired", "");
+                r.now = std::time(nullptr);
+                const auto out = apply_lease(path, r, options);
+                code = out.decision.action == "acquired" ? 0 : (out.decision.refused ? 1 : 2);
+            } catch (...) {
+                code = 4;
+            }
+            ::_exit(code);
+        }
+        children.push_back(pid);
+    }
+    RaceOutcome outcome;
+    for (pid_t pid : children) {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+        if (code == 0) ++outcome.won;
+        else if (code == 1) ++outcome.refused;
+        else ++outcome.other;
+    }
+    return outcome;
+}
+
+}  // namespace
+
 TEST_CASE("file store: processes racing for the lease, exactly one wins") {
     TempDir dir;
     const std::string path = (dir.path / "maintenance.lease").string();
     for (int round = 0; round < 5; ++round) {
         std::error_code ec;
         fs::remove(path, ec);
-        std::vector<pid_t> children;
-        for (int i = 0; i < 8; ++i) {
-            const pid_t pid = ::fork();
-            REQUIRE(pid >= 0);
-            if (pid == 0) {
-                int code = 3;
-                try {
-                    auto r = req("acquired", "");
-                    r.now = std::time(nullptr);
-                    const auto out = apply_lease(path, r, {});
-                    code = out.decision.action == "acquired" ? 0 : (out.decision.refused ? 1 : 2);
-                } catch (...) {
-                    code = 4;
-                }
-                ::_exit(code);
-            }
-            children.push_back(pid);
-        }
-        int won = 0, refused = 0, other = 0;
-        for (pid_t pid : children) {
-            int status = 0;
-            ::waitpid(pid, &status, 0);
-            const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 99;
-            if (code == 0) ++won;
-            else if (code == 1) ++refused;
-            else ++other;
-        }
+        const auto outcome = race_for_lease(path, {}, 8);
         CAPTURE(round);
-        CHECK(won == 1);
-        CHECK(refused == 7);
-        CHECK(other == 0);
+        CHECK(outcome.won == 1);
+        CHECK(outcome.refused == 7);
+        CHECK(outcome.other == 0);
     }
 }
 
@@ -355,32 +372,8 @@ TEST_CASE("cluster lease: processes on 'several nodes' racing through the cfs lo
     fs::create_directories(dir.path / "priv");
     LeaseFileOptions o;
     o.cfs_lock_dir = (dir.path / "priv" / "lock").string();
-    std::vector<pid_t> children;
-    for (int i = 0; i < 6; ++i) {
-        const pid_t pid = ::fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            int code = 3;
-            try {
-                auto r = req("acquired", "");
-                r.now = std::time(nullptr);
-                const auto out = apply_lease(path, r, o);
-                code = out.decision.action == "acquired" ? 0 : (out.decision.refused ? 1 : 2);
-            } catch (...) {
-                code = 4;
-            }
-            ::_exit(code);
-        }
-        children.push_back(pid);
-    }
-    int won = 0, refused = 0;
-    for (pid_t pid : children) {
-        int status = 0;
-        ::waitpid(pid, &status, 0);
-        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 99;
-        won += code == 0;
-        refused += code == 1;
-    }
-    CHECK(won == 1);
-    CHECK(refused == 5);
+    const auto outcome = race_for_lease(path, o, 6);
+    CHECK(outcome.won == 1);
+    CHECK(outcome.refused == 5);
+    CHECK(outcome.other == 0);
 }

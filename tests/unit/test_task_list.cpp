@@ -1,6 +1,7 @@
 // Task list parsing on recorded samples in the real PBS shapes.
 #include "fixtures.hpp"
 #include "pbs_patch/task_list.hpp"
+#include "pbs_patch/text.hpp"
 
 #include <doctest/doctest.h>
 
@@ -35,6 +36,17 @@ TEST_CASE("UPID: malformed text is refused") {
     CHECK_FALSE(parse_upid("UPID:pbs:0000044G:003E829F:00000012:69281A18:backup:id:root@pam:"));  // not hex
     CHECK_FALSE(parse_upid("TASK:pbs:0000044F:003E829F:00000012:69281A18:backup:id:root@pam:"));
     CHECK_FALSE(parse_upid("UPID:pbs:0000044F:003E829F:00000012:69281A18::id:root@pam:"));  // no type
+}
+
+TEST_CASE("hex fields of a UPID: digits of either case, bounded length, nothing else") {
+    CHECK(parse_hex("00004F37", 8, 8) == 0x4F37u);
+    CHECK(parse_hex("0039e469", 8, 9) == 0x39E469u);
+    CHECK(parse_hex("ffffffffffffffff", 1, 16) == 0xFFFFFFFFFFFFFFFFu);
+    CHECK_FALSE(parse_hex("4F37", 8, 8));       // too short
+    CHECK_FALSE(parse_hex("000004F37", 8, 8));  // too long
+    CHECK_FALSE(parse_hex("0000-F37", 8, 8));
+    CHECK_FALSE(parse_hex("0x004F37", 8, 8));
+    CHECK_FALSE(parse_hex("", 0, 17));          // a bound that could overflow is refused
 }
 
 TEST_CASE("systemd unescaping of worker ids") {
