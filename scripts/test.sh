@@ -95,6 +95,12 @@ for pins in "${version_stages[@]}"; do
   [ -s "$results/pytest-$release.xml" ] || missing+=("$release")
 done
 
+# A lab test failed: what the lab looked like then (tests/conftest.py writes it at the first such failure).
+if [ -s "$results/lab-diagnostics.txt" ]; then
+  stage "lab diagnostics at the first failing lab test (whole file: test-results/lab-diagnostics.txt)"
+  head -c 12000 "$results/lab-diagnostics.txt"
+fi
+
 stage "summary"
 printf '%s\n' "${times[@]}"
 reports=()

@@ -68,3 +68,28 @@ def pristine(lab):
     """A test that changes the guest gets it back in its pristine state afterwards."""
     yield lab
     lab.reset()
+
+
+_DIAGNOSED = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """At the first failure of a test on the lab VM, keep what the lab looked like (labctl diagnose: status, QEMU
+    processes, the ends of the supervisor, QEMU and console logs) before a later reset changes it: as a section
+    of that test's report and in test-results/lab-diagnostics.txt, which scripts/test.sh prints near its end."""
+    report = yield
+    if report.failed and "lab" in getattr(item, "fixturenames", ()) and not _DIAGNOSED:
+        _DIAGNOSED.append(item.nodeid)
+        try:
+            out = subprocess.run([str(LABCTL), "diagnose"], capture_output=True, text=True, timeout=60,
+                                 check=False)
+            text = out.stdout + out.stderr
+        except (OSError, subprocess.TimeoutExpired) as e:
+            text = "labctl diagnose failed: %s\n" % e
+        text = "first failing lab test: %s (%s)\n%s" % (item.nodeid, call.when, text)
+        report.sections.append(("lab diagnostics", text))
+        results = Path(item.config.rootpath) / "test-results"
+        results.mkdir(exist_ok=True)
+        (results / "lab-diagnostics.txt").write_text(text)
+    return report

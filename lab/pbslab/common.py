@@ -18,14 +18,11 @@ SSH_KEY = CACHE / "ssh" / "id_ed25519"
 VMID = 100
 VM_NAME = "pbs"
 MEMORY_MB = int(os.environ.get("PBS_PATCH_LAB_MEMORY") or "1024")
-# Bound for a boot (or a reset) to reach an SSH login; raise it on a machine loaded by other VMs.
-# Bounds for a boot: generous, since a 2-core machine running several emulated VMs was seen to need almost four
-# minutes for one boot (load average 12); an idle one needs 10-20 s.
-BOOT_TIMEOUT = int(os.environ.get("PBS_PATCH_LAB_BOOT_TIMEOUT") or "600")
 SNAPSHOT = "pristine"
-# Seconds a start or reset waits for an SSH login (and a first boot for systemd to settle). Raise it on a
-# machine shared by several emulated VMs, where a boot can take minutes.
-BOOT_TIMEOUT = int(os.environ.get("PBS_PATCH_LAB_BOOT_TIMEOUT") or "180")
+# Seconds a start or reset waits for an SSH login (and a first boot for systemd to settle): generous, since a
+# 2-core machine running several emulated VMs was seen to need almost four minutes for one boot (load average
+# 12); an idle one needs 10-30 s. Only a failing boot waits this long.
+BOOT_TIMEOUT = int(os.environ.get("PBS_PATCH_LAB_BOOT_TIMEOUT") or "600")
 
 QMP_SOCK = STATE / "qmp.sock"          # for qm / labctl (one client at a time)
 QMP_SUP_SOCK = STATE / "qmp-sup.sock"  # the supervisor's own monitor (events)
@@ -52,7 +49,27 @@ def clear_pve_state():
 
 LOG_SUP = STATE / "supervisor.log"
 LOG_QEMU = STATE / "qemu.log"
-CONSOLE = STATE / "console.log"
+CONSOLE = STATE / "console.log"                  # this QEMU process's serial console (QEMU truncates it)
+CONSOLE_HISTORY = STATE / "console-history.log"  # the consoles of the QEMU processes before it
+CONSOLE_HISTORY_MAX = 512 * 1024
+
+
+def keep_console_history():
+    """Before a QEMU start (which truncates console.log): append the last process's console to the history, so
+    that a boot that hung after a reboot can still be read when the next start or reset has begun. Bounded."""
+    try:
+        last = CONSOLE.read_bytes()
+    except OSError:
+        return
+    if not last:
+        return
+    try:
+        old = CONSOLE_HISTORY.read_bytes()
+    except OSError:
+        old = b""
+    stamp = time.strftime("%F %T", time.localtime(CONSOLE.stat().st_mtime))
+    text = old + (b"\n--- console of a QEMU process, last written %s ---\n" % stamp.encode()) + last
+    CONSOLE_HISTORY.write_bytes(text[-CONSOLE_HISTORY_MAX:])
 
 
 class LabError(Exception):

@@ -38,12 +38,13 @@ def main():
             loadvm = None
             for p in (C.QMP_SOCK, C.QMP_SUP_SOCK, C.QGA_SOCK):
                 p.unlink(missing_ok=True)
+            C.keep_console_history()
             with open(C.LOG_QEMU, "ab") as qlog:
                 qlog.write(("--- %s %s\n" % (time.strftime("%F %T"), " ".join(argv))).encode())
                 qlog.flush()
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog)
             C.QEMU_PID.write_text("%d\n" % proc.pid)
-            say("QEMU started, pid %d" % proc.pid)
+            say("QEMU started, pid %d, accel %s" % (proc.pid, argv[argv.index("-accel") + 1]))
             reason = None
             mon = None
             deadline = time.monotonic() + 30
