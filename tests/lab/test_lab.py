@@ -3,6 +3,7 @@ The tests run in file order; each test that changes the guest resets it to the p
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -408,6 +409,23 @@ def test_reset_to_pristine(lab):
     assert lines[1] == "active" and lines[2] == "[]"
     assert C.faults() == []
     assert lab.qm("guest", "cmd", "100", "ping").returncode == 0
+
+
+def test_reset_recovers_a_qemu_that_does_not_answer(lab):
+    """What one failed test leaves must not fail the next: a QEMU that answers nothing (stopped with SIGSTOP
+    here; a guest hung in a boot looks the same from SSH) is replaced by a fresh one restored from the snapshot."""
+    wedged = C.qemu_pid()
+    os.kill(wedged, signal.SIGSTOP)
+    try:
+        diag = lab.labctl("diagnose", "--lines", "5").stdout
+        assert "qmp: no answer" in diag and "== %s" % C.CONSOLE in diag, diag
+        lab.reset()
+    finally:
+        if C.proc_is_ours(wedged, "qemu-system"):
+            os.kill(wedged, signal.SIGKILL)
+    assert C.qemu_pid() not in (None, wedged)
+    assert lab.ssh("test -e /root/dirty && echo dirty || echo clean").stdout.strip() == "clean"
+    assert "QEMU started" in C.LOG_SUP.read_text()
 
 
 @EVERY_GUEST
