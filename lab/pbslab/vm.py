@@ -1,6 +1,7 @@
 """Starting, observing and stopping the lab VM (used by labctl and the qm stand-in)."""
 import base64
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -177,11 +178,16 @@ def start(loadvm=None, timeout=60):
     raise C.LabError("QEMU did not answer on QMP within %ds" % timeout)
 
 
-def tail(path, n=15):
+TERMINAL_CONTROL = re.compile(r"\x1b(\[[0-9;?!]*[A-Za-z]|\][^\x07\n]*\x07?|.)|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def tail(path, n=15, keep=lambda line: True):
+    """The last n non-empty lines of a log (those keep() accepts), without terminal control sequences."""
     try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
+        text = TERMINAL_CONTROL.sub("", Path(path).read_text(errors="replace"))
     except OSError:
         return "(no log)"
+    return "\n".join([line.rstrip() for line in text.splitlines() if line.strip() and keep(line)][-n:]) or "(empty)"
 
 
 def agent_ping(timeout=3.0):
