@@ -16,7 +16,10 @@ missing=()
 stage_name="" stage_t0=$(date +%s) times=()
 stage() {
   local now; now=$(date +%s)
-  [ -n "$stage_name" ] && times+=("$(printf '%5d s  %s' $((now - stage_t0)) "$stage_name")")
+  if [ -n "$stage_name" ]; then
+    times+=("$(printf '%5d s  %s' $((now - stage_t0)) "$stage_name")")
+    printf '\n(%d s: %s)\n' $((now - stage_t0)) "$stage_name"
+  fi
   stage_name="$*" stage_t0=$now
   printf '\n==== %s\n' "$*"
 }
