@@ -26,7 +26,8 @@ OTHER_GUESTS = [g for g in C.guests() if g != C.DEFAULT_GUEST]
 # repaired by the gate, and an upgrade timing out (the process tree ended, dpkg left as it is, no reboot).
 OTHER_GUEST_SCENARIOS = ["default", "dpkg_interrupted", "upgrade_timeout"]
 # The subset `.ci/run` runs (PBS_PATCH_MOLECULE_SCENARIOS=ci) to stay within CI's 60 minutes on 2 cores (each
-# scenario is a whole cycle, 6-8 minutes there): a connection lost mid-dpkg and a live migration before the reboot.
+# scenario is a whole cycle: these two took 140-230 s on an idle 2-core machine): a connection lost mid-dpkg and
+# a live migration before the reboot.
 # The full happy cycle runs in CI as tests/integration/test_patch_cycle.py (the real playbook, the mail, a second
 # run). `scripts/test.sh` alone runs every scenario (README, Tests). PBS_PATCH_MOLECULE_SCENARIOS=a,b runs those;
 # unset or "all": every one.
